@@ -1,0 +1,17 @@
+package io.jblock.block;
+
+import io.jblock.engine.IoEngine;
+
+/** What a driver needs from whoever opens the graph: its children, and the I/O engines. */
+public interface OpenContext {
+    /**
+     * Opens the child {@code role} ("file", "backing") of a node being opened,
+     * from the {@code role.*} keys of {@code parentOptions} (or a plain
+     * filename), inheriting {@code parentSettings} where the child does not
+     * set them. Returns null when the options name no such child.
+     */
+    BlockNode openChild(String role, NodeOptions parentOptions, NodeSettings parentSettings) throws BlockException;
+
+    /** The engine for {@code aio=}; fails with QEMU's message where the engine cannot run here. */
+    IoEngine engine(AioMode mode) throws BlockException;
+}

@@ -1,0 +1,23 @@
+package io.jblock.block;
+
+/**
+ * Flags of a write or write-zeroes request, as a bit set so the hot path
+ * allocates nothing and NBD's own flag bits map onto them cheaply.
+ */
+public final class WriteFlags {
+    /** No flags. */
+    public static final int NONE = 0;
+    /** Force unit access: the data is on the medium when the request completes. */
+    public static final int FUA = 1;
+    /** Write-zeroes may deallocate (punch a hole) instead of writing zeroes. */
+    public static final int MAY_UNMAP = 1 << 1;
+    /** Write-zeroes must fail with ENOTSUP rather than fall back to writing zero buffers. */
+    public static final int NO_FALLBACK = 1 << 2;
+
+    private WriteFlags() {
+    }
+
+    public static boolean has(int flags, int flag) {
+        return (flags & flag) != 0;
+    }
+}

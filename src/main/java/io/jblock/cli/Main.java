@@ -1,0 +1,90 @@
+package io.jblock.cli;
+
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * The one binary. Started as {@code jblock TOOL ...}, or through a link
+ * named after the QEMU tool it replaces ({@code qemu-img}, {@code qemu-io},
+ * {@code qemu-nbd}), in which case it is that tool and names itself so in
+ * every message. The launcher passes the name it was started by in the
+ * system property {@code jblock.prog}.
+ */
+public final class Main {
+    /** Subcommand → (QEMU tool name, factory). */
+    private static final Map<String, Entry> TOOLS = new LinkedHashMap<>();
+
+    private record Entry(String qemuName, Supplier<Tool> factory) {
+    }
+
+    static {
+        TOOLS.put("img", new Entry("qemu-img", () -> notYet("img")));
+        TOOLS.put("io", new Entry("qemu-io", () -> notYet("io")));
+        TOOLS.put("nbd", new Entry("qemu-nbd", () -> notYet("nbd")));
+        TOOLS.put("serve", new Entry(null, () -> notYet("serve")));
+    }
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        int rc = run(System.getProperty("jblock.prog", "jblock"), args, System.in, System.out, System.err);
+        System.out.flush();
+        System.err.flush();
+        System.exit(rc);
+    }
+
+    /** Dispatches on the program name, then on the first argument. */
+    public static int run(String invokedAs, String[] args, InputStream in, PrintStream out, PrintStream err) {
+        for (Map.Entry<String, Entry> e : TOOLS.entrySet()) {
+            if (invokedAs.equals(e.getValue().qemuName())) {
+                return e.getValue().factory().get().run(invokedAs, args, in, out, err);
+            }
+        }
+        if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h")) {
+            usage(out);
+            return args.length == 0 ? 1 : 0;
+        }
+        if (args[0].equals("--version") || args[0].equals("-V")) {
+            out.println("jblock " + version());
+            return 0;
+        }
+        Entry tool = TOOLS.get(args[0]);
+        if (tool == null) {
+            err.println("jblock: unknown command '" + args[0] + "' (try 'jblock --help')");
+            return 1;
+        }
+        return tool.factory().get().run("jblock " + args[0], Arrays.copyOfRange(args, 1, args.length), in, out, err);
+    }
+
+    static String version() {
+        String v = Main.class.getPackage().getImplementationVersion();
+        return v != null ? v : "dev";
+    }
+
+    private static void usage(PrintStream out) {
+        out.println("""
+                usage: jblock COMMAND [ARGS...]
+
+                A virtual-disk block layer with QEMU-compatible tools.
+
+                Commands:
+                  img     create, inspect, check and convert images (as qemu-img)
+                  io      read and write images from the command line (as qemu-io)
+                  nbd     serve an image over NBD (as qemu-nbd)
+                  serve   the storage daemon
+
+                Linked as qemu-img, qemu-io or qemu-nbd, jblock acts as that tool.""");
+    }
+
+    private static Tool notYet(String name) {
+        return (prog, args, in, out, err) -> {
+            err.println(prog + ": the '" + name + "' command is not available yet in this version of jblock");
+            return 1;
+        };
+    }
+}
