@@ -11,7 +11,8 @@ package io.jblock.block;
  *                  to the file, but fdatasync is skipped and FUA is stripped
  */
 public record CacheOptions(boolean writeback, boolean direct, boolean noFlush) {
-    public static final CacheOptions WRITEBACK = CacheMode.WRITEBACK.options();
+    /** cache=writeback. Spelled out, not taken from CacheMode, whose constructor builds CacheOptions (a class-init cycle). */
+    public static final CacheOptions WRITEBACK = new CacheOptions(true, false, false);
 
     /** The options with any of the explicit {@code cache.*} keys applied; null means "not given". */
     public CacheOptions override(Boolean writeback, Boolean direct, Boolean noFlush) {
