@@ -24,7 +24,7 @@ public final class Main {
     static {
         TOOLS.put("img", new Entry("qemu-img", () -> notYet("img")));
         TOOLS.put("io", new Entry("qemu-io", () -> notYet("io")));
-        TOOLS.put("nbd", new Entry("qemu-nbd", () -> notYet("nbd")));
+        TOOLS.put("nbd", new Entry("qemu-nbd", io.jblock.cli.nbd.NbdTool::new));
         TOOLS.put("serve", new Entry(null, () -> notYet("serve")));
     }
 
@@ -59,6 +59,11 @@ public final class Main {
             return 1;
         }
         return tool.factory().get().run("jblock " + args[0], Arrays.copyOfRange(args, 1, args.length), in, out, err);
+    }
+
+    /** What {@code -V} prints after the tool's name. */
+    public static String versionLine() {
+        return "(jblock " + version() + ")";
     }
 
     static String version() {

@@ -1,0 +1,343 @@
+package io.jblock.nbd;
+
+import io.jblock.block.BlockException;
+import io.jblock.block.BlockStatus;
+import io.jblock.block.Drive;
+import io.jblock.block.WriteFlags;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Semaphore;
+
+/**
+ * The transmission phase of one connection. One reader (the connection's
+ * thread) decodes requests in order and reads WRITE payloads; each request
+ * then runs on its own virtual thread, so replies go out in whatever order
+ * the requests finish. At most {@link Nbd#MAX_IN_FLIGHT} requests per
+ * connection are in flight, and every payload buffer is charged to the
+ * server-wide {@link MemoryBudget} before it is allocated.
+ */
+final class NbdTransmission {
+    private static final System.Logger LOG = System.getLogger(NbdTransmission.class.getName());
+    /** Descriptors per BLOCK_STATUS reply, so a fragmented image cannot make one reply huge. */
+    static final int MAX_EXTENTS = 2048;
+
+    private final NbdTransport t;
+    private final NbdSession session;
+    private final Drive drive;
+    private final MemoryBudget budget;
+    private final NbdReplies replies;
+    private final Semaphore inFlight = new Semaphore(Nbd.MAX_IN_FLIGHT);
+
+    NbdTransmission(NbdTransport transport, NbdSession session, MemoryBudget budget) {
+        this.t = transport;
+        this.session = session;
+        this.drive = session.export().drive();
+        this.budget = budget;
+        this.replies = new NbdReplies(transport);
+    }
+
+    private record Request(int flags, int type, long cookie, long offset, long length) {
+    }
+
+    /** Serves requests until NBD_CMD_DISC, the client closing, or a protocol error; then drains and closes. */
+    void run() throws IOException {
+        ByteBuffer head = ByteBuffer.allocate(28);
+        try {
+            while (true) {
+                head.clear();
+                try {
+                    t.readFully(head);
+                } catch (EOFException e) {
+                    return;
+                }
+                if (head.getInt(0) != Nbd.REQUEST_MAGIC) {
+                    LOG.log(System.Logger.Level.DEBUG, "bad request magic 0x{0}; disconnecting",
+                            Integer.toHexString(head.getInt(0)));
+                    return;
+                }
+                Request r = new Request(Short.toUnsignedInt(head.getShort(4)), Short.toUnsignedInt(head.getShort(6)),
+                        head.getLong(8), head.getLong(16), Integer.toUnsignedLong(head.getInt(24)));
+                if (r.type() == Nbd.CMD_DISC) {
+                    return;
+                }
+                ByteBuffer payload = null;
+                long charged = 0;
+                if (r.type() == Nbd.CMD_WRITE) {
+                    if (r.length() > Nbd.MAX_PAYLOAD) {
+                        // Keep the stream in sync by draining the payload, then refuse the request.
+                        drain(r.length());
+                        acquireSlot();
+                        reply(r, Nbd.EINVAL, "write of " + r.length() + " bytes exceeds the maximum payload of "
+                                + Nbd.MAX_PAYLOAD);
+                        inFlight.release();
+                        continue;
+                    }
+                    charged = r.length();
+                    budget.acquire(charged);
+                    payload = ByteBuffer.allocate((int) r.length());
+                    try {
+                        t.readFully(payload);
+                    } catch (IOException e) {
+                        budget.release(charged);
+                        throw e;
+                    }
+                    payload.flip();
+                }
+                acquireSlot();
+                ByteBuffer p = payload;
+                long c = charged;
+                Thread.ofVirtual().name("nbd-request").start(() -> {
+                    try {
+                        handle(r, p);
+                    } finally {
+                        budget.release(c);
+                        inFlight.release();
+                    }
+                });
+            }
+        } finally {
+            // NBD_CMD_DISC and disconnects alike: every request already read finishes before the close.
+            inFlight.acquireUninterruptibly(Nbd.MAX_IN_FLIGHT);
+            inFlight.release(Nbd.MAX_IN_FLIGHT);
+            t.close();
+        }
+    }
+
+    private void acquireSlot() throws IOException {
+        try {
+            inFlight.acquire();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
+        }
+    }
+
+    private void handle(Request r, ByteBuffer payload) {
+        try {
+            Refusal refusal = validate(r);
+            if (refusal != null) {
+                reply(r, refusal.error(), refusal.message());
+                return;
+            }
+            boolean fua = (r.flags() & Nbd.CMD_FLAG_FUA) != 0;
+            switch (r.type()) {
+                case Nbd.CMD_READ -> read(r);
+                case Nbd.CMD_WRITE -> {
+                    drive.write(r.offset(), payload, fua ? WriteFlags.FUA : 0);
+                    reply(r, 0, null);
+                }
+                case Nbd.CMD_FLUSH -> {
+                    drive.flush();
+                    reply(r, 0, null);
+                }
+                case Nbd.CMD_TRIM -> {
+                    drive.discard(r.offset(), r.length());
+                    if (fua) {
+                        drive.flush();
+                    }
+                    reply(r, 0, null);
+                }
+                case Nbd.CMD_WRITE_ZEROES -> {
+                    int f = (fua ? WriteFlags.FUA : 0)
+                            | ((r.flags() & Nbd.CMD_FLAG_NO_HOLE) == 0 ? WriteFlags.MAY_UNMAP : 0)
+                            | ((r.flags() & Nbd.CMD_FLAG_FAST_ZERO) != 0 ? WriteFlags.NO_FALLBACK : 0);
+                    drive.writeZeroes(r.offset(), r.length(), f);
+                    reply(r, 0, null);
+                }
+                case Nbd.CMD_CACHE -> reply(r, 0, null); // advisory: the host page cache already does this
+                case Nbd.CMD_BLOCK_STATUS -> blockStatus(r);
+                default -> reply(r, Nbd.EINVAL, "unknown command " + r.type());
+            }
+        } catch (BlockException e) {
+            LOG.log(System.Logger.Level.DEBUG, "request failed: {0}", e.getMessage());
+            safeReply(r, Nbd.errorFor(e.errno()), e.getMessage());
+        } catch (IOException e) {
+            // The reply could not be sent: the connection is gone; stop reading too.
+            t.close();
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "internal error serving a request", e);
+            safeReply(r, Nbd.EIO, "internal error");
+        }
+    }
+
+    /** Why a request is refused before any I/O: the NBD error and a message for the error chunk. */
+    private record Refusal(int error, String message) {
+        static Refusal invalid(String message) {
+            return new Refusal(Nbd.EINVAL, message);
+        }
+    }
+
+    /** The refusal of a malformed or disallowed request, or null when it may run. */
+    private Refusal validate(Request r) throws BlockException {
+        int allowed = switch (r.type()) {
+            case Nbd.CMD_READ -> session.structured() ? Nbd.CMD_FLAG_DF : 0;
+            case Nbd.CMD_WRITE, Nbd.CMD_TRIM -> Nbd.CMD_FLAG_FUA;
+            case Nbd.CMD_WRITE_ZEROES -> Nbd.CMD_FLAG_FUA | Nbd.CMD_FLAG_NO_HOLE | Nbd.CMD_FLAG_FAST_ZERO;
+            case Nbd.CMD_BLOCK_STATUS -> Nbd.CMD_FLAG_REQ_ONE;
+            case Nbd.CMD_FLUSH, Nbd.CMD_CACHE -> 0;
+            default -> -1;
+        };
+        if (allowed < 0) {
+            return Refusal.invalid("unknown command " + r.type());
+        }
+        if ((r.flags() & ~allowed) != 0) {
+            return Refusal.invalid("unsupported flags 0x" + Integer.toHexString(r.flags()) + " for command "
+                    + r.type());
+        }
+        boolean writes = r.type() == Nbd.CMD_WRITE || r.type() == Nbd.CMD_TRIM || r.type() == Nbd.CMD_WRITE_ZEROES;
+        if (writes && drive.isReadOnly()) {
+            return new Refusal(Nbd.EPERM, "export is read-only");
+        }
+        if (r.type() == Nbd.CMD_READ && r.length() > Nbd.MAX_PAYLOAD) {
+            return Refusal.invalid("read of " + r.length() + " bytes exceeds the maximum payload of "
+                    + Nbd.MAX_PAYLOAD);
+        }
+        if (r.type() == Nbd.CMD_BLOCK_STATUS && (!session.structured() || session.contexts().isEmpty())) {
+            return Refusal.invalid("no meta context was negotiated");
+        }
+        if (r.type() == Nbd.CMD_FLUSH) {
+            return null;
+        }
+        long size = drive.length();
+        if (r.offset() < 0 || r.offset() > size || r.length() > size - r.offset()) {
+            // As qemu-nbd: writing past the end is "no space", anything else past the end is invalid.
+            int error = r.type() == Nbd.CMD_WRITE || r.type() == Nbd.CMD_WRITE_ZEROES ? Nbd.ENOSPC : Nbd.EINVAL;
+            return new Refusal(error, "operation past EOF: offset " + Long.toUnsignedString(r.offset())
+                    + ", length " + r.length() + ", export size " + size);
+        }
+        return null;
+    }
+
+    private void read(Request r) throws IOException {
+        long charged = r.length();
+        budget.acquire(charged);
+        try {
+            if (!session.structured()) {
+                ByteBuffer data = ByteBuffer.allocate((int) r.length());
+                drive.read(r.offset(), data);
+                replies.simple(r.cookie(), 0, data.flip());
+                return;
+            }
+            if ((r.flags() & Nbd.CMD_FLAG_DF) != 0 || r.length() == 0) {
+                ByteBuffer data = ByteBuffer.allocate((int) r.length());
+                drive.read(r.offset(), data);
+                replies.offsetData(r.cookie(), true, r.offset(), data.flip());
+                return;
+            }
+            sparseRead(r);
+        } finally {
+            budget.release(charged);
+        }
+    }
+
+    /** A structured read that sends zero runs as holes: what qemu-nbd does, and what saves nbdcopy work. */
+    private void sparseRead(Request r) throws IOException {
+        record Piece(long offset, int length, boolean hole) {
+        }
+        List<Piece> pieces = new ArrayList<>();
+        long pos = r.offset();
+        long end = r.offset() + r.length();
+        while (pos < end) {
+            BlockStatus s = drive.blockStatus(pos, end - pos);
+            boolean hole = s.isZero();
+            int n = (int) s.length();
+            Piece last = pieces.isEmpty() ? null : pieces.getLast();
+            if (last != null && last.hole() == hole) {
+                pieces.set(pieces.size() - 1, new Piece(last.offset(), last.length() + n, hole));
+            } else {
+                pieces.add(new Piece(pos, n, hole));
+            }
+            pos += n;
+        }
+        // Read every data piece before sending anything, so an error is one error chunk and no partial data.
+        ByteBuffer data = ByteBuffer.allocate((int) r.length());
+        for (Piece p : pieces) {
+            if (!p.hole()) {
+                drive.read(p.offset(), data.slice((int) (p.offset() - r.offset()), p.length()));
+            }
+        }
+        for (int i = 0; i < pieces.size(); i++) {
+            Piece p = pieces.get(i);
+            boolean done = i == pieces.size() - 1;
+            if (p.hole()) {
+                replies.offsetHole(r.cookie(), done, p.offset(), p.length());
+            } else {
+                replies.offsetData(r.cookie(), done, p.offset(),
+                        data.slice((int) (p.offset() - r.offset()), p.length()));
+            }
+        }
+    }
+
+    private void blockStatus(Request r) throws IOException {
+        boolean one = (r.flags() & Nbd.CMD_FLAG_REQ_ONE) != 0;
+        List<NbdSession.MetaContext> contexts = session.contexts();
+        if (r.length() == 0) {
+            reply(r, Nbd.EINVAL, "block status of zero length");
+            return;
+        }
+        for (int c = 0; c < contexts.size(); c++) {
+            NbdSession.MetaContext ctx = contexts.get(c);
+            boolean depth = ctx.name().equals(Nbd.CONTEXT_ALLOCATION_DEPTH);
+            int[] lengths = new int[one ? 1 : MAX_EXTENTS];
+            int[] flags = new int[lengths.length];
+            int count = 0;
+            long pos = r.offset();
+            long end = r.offset() + r.length();
+            while (pos < end) {
+                BlockStatus s = drive.blockStatus(pos, end - pos);
+                int f = depth ? s.depth()
+                        : (s.isData() ? 0 : Nbd.STATE_HOLE) | (s.isZero() ? Nbd.STATE_ZERO : 0);
+                if (count > 0 && flags[count - 1] == f) {
+                    lengths[count - 1] += (int) s.length();
+                } else {
+                    if (count == lengths.length) {
+                        break;
+                    }
+                    lengths[count] = (int) s.length();
+                    flags[count] = f;
+                    count++;
+                }
+                pos += s.length();
+            }
+            replies.blockStatus(r.cookie(), c == contexts.size() - 1, ctx.id(), lengths, flags, count);
+        }
+    }
+
+    /** A success (error 0) or error reply in the form the session and command call for. */
+    private void reply(Request r, int error, String message) throws IOException {
+        boolean chunked = session.structured()
+                && (r.type() == Nbd.CMD_READ || r.type() == Nbd.CMD_BLOCK_STATUS);
+        if (error == 0) {
+            if (chunked) {
+                replies.none(r.cookie());
+            } else {
+                replies.simple(r.cookie(), 0, null);
+            }
+        } else if (chunked) {
+            replies.error(r.cookie(), error, message == null ? "" : message);
+        } else {
+            replies.simple(r.cookie(), error, null);
+        }
+    }
+
+    private void safeReply(Request r, int error, String message) {
+        try {
+            reply(r, error, message);
+        } catch (IOException e) {
+            t.close();
+        }
+    }
+
+    private void drain(long length) throws IOException {
+        ByteBuffer scratch = ByteBuffer.allocate(64 << 10);
+        while (length > 0) {
+            scratch.clear().limit((int) Math.min(scratch.capacity(), length));
+            t.readFully(scratch);
+            length -= scratch.limit();
+        }
+    }
+}

@@ -1,0 +1,54 @@
+package io.jblock.nbd;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
+
+/**
+ * The byte stream of one NBD connection: a TCP or Unix socket channel, or a
+ * socket inherited by file descriptor (socket activation). Reads are done by
+ * one thread at a time (the connection's reader); writes are serialised by
+ * the reply writer.
+ */
+public interface NbdTransport extends AutoCloseable {
+    /** Reads exactly {@code dst.remaining()} bytes; EOFException when the peer closes first. */
+    void readFully(ByteBuffer dst) throws IOException;
+
+    /** Writes all of {@code src}. */
+    void writeFully(ByteBuffer src) throws IOException;
+
+    /** Stops both directions; safe to call more than once, from any thread. */
+    @Override
+    void close();
+
+    /** A transport over a connected channel (SocketChannel for TCP and Unix sockets). */
+    static NbdTransport of(ByteChannel ch) {
+        return new NbdTransport() {
+            @Override
+            public void readFully(ByteBuffer dst) throws IOException {
+                while (dst.hasRemaining()) {
+                    if (ch.read(dst) < 0) {
+                        throw new EOFException("client closed the connection");
+                    }
+                }
+            }
+
+            @Override
+            public void writeFully(ByteBuffer src) throws IOException {
+                while (src.hasRemaining()) {
+                    ch.write(src);
+                }
+            }
+
+            @Override
+            public void close() {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // Closing is best effort; the connection is over either way.
+                }
+            }
+        };
+    }
+}
