@@ -147,8 +147,8 @@ public final class AlignedAccess {
                 }
                 long from = Math.max(cur, pos);
                 long to = Math.min(cur + n, pos + len);
-                b.put((int) (from - cur), src, srcPos + (int) (from - pos), (int) (to - from));
-                writeAll(cur, b.limit(n).position(0));
+                b.limit(n).put((int) (from - cur), src, srcPos + (int) (from - pos), (int) (to - from));
+                writeAll(cur, b.position(0));
                 cur += n;
             }
             src.position(src.limit());
