@@ -32,6 +32,11 @@ final class Libc {
     static final int O_RDWR = 2;
     /** Close the descriptor on exec, so child processes (qemu-img in tests) do not inherit it; octal 02000000. */
     static final int O_CLOEXEC = 0x80000;
+    /**
+     * Bypass the page cache. One of the few flags that differ: x86_64 has the
+     * asm-generic 040000, aarch64 its own 0200000 (arch/arm64/include/uapi/asm/fcntl.h).
+     */
+    static final int O_DIRECT = isAarch64() ? 0x10000 : 0x4000;
 
     // ---- lseek(2) whence values (linux/fs.h)
     /** Seek to the first byte of data at or after the offset. */

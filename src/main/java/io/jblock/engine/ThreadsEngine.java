@@ -21,7 +21,7 @@ import java.util.Set;
  * the data path (read, write, fdatasync). A FileChannel does not reveal its
  * descriptor without JDK internals, so for fallocate, lseek SEEK_DATA/SEEK_HOLE,
  * fstat and ftruncate the path is opened a second time with open(2) through
- * FFM ({@link Libc}), without O_DIRECT (which does not matter for those calls).
+ * FFM ({@link Libc}), with the same access mode.
  * The FFM open comes first: its errno gives the exact reason an open fails
  * (EISDIR, EACCES, ENOENT, EROFS), and its fstat refuses what is not a regular
  * file before anything else touches it.
@@ -39,7 +39,10 @@ public final class ThreadsEngine implements IoEngine {
 
     @Override
     public EngineFile open(Path path, boolean readOnly, boolean direct) throws IOException {
-        int fd = Libc.open(path, (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC);
+        // O_DIRECT here too, though these calls do not need it: a file system without O_DIRECT then
+        // fails the open with EINVAL, before anything else is asked of it, as under QEMU.
+        int fd = Libc.open(path, (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC
+                | (direct ? Libc.O_DIRECT : 0));
         try {
             if (!Libc.fstat(fd).isRegularFile()) {
                 throw new NotRegularFileException(path.toString());

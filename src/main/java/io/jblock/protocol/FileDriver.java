@@ -59,6 +59,10 @@ public final class FileDriver implements BlockDriver {
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + filename
                     + "' to be a regular file");
         } catch (ErrnoException e) {
+            if (e.errno() == Errno.EINVAL.number() && settings.direct()) {
+                throw new BlockException(Errno.EINVAL, "Could not open '" + filename
+                        + "': filesystem does not support O_DIRECT", e);
+            }
             // As QEMU: a read-only file system is reported as EACCES, with the OS's own words in the message.
             Errno errno = Errno.of(e.errno()) == Errno.EROFS ? Errno.EACCES : Errno.of(e.errno());
             throw new BlockException(errno, "Could not open '" + filename + "': " + e.reason(), e);
