@@ -4,6 +4,7 @@ import io.jblock.block.AioMode;
 import io.jblock.block.BlockDriver;
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
+import io.jblock.block.Choice;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeOptions;
 import io.jblock.block.NodeSettings;
@@ -39,13 +40,27 @@ public final class FileDriver implements BlockDriver {
     public BlockNode open(NodeSettings settings, NodeOptions options, OpenContext context) throws BlockException {
         String filename = options.take("filename").orElseThrow(
                 () -> new BlockException(Errno.EINVAL, "Parameter 'filename' is missing"));
-        AioMode aio = options.takeChoice("aio", AioMode.class).orElse(AioMode.THREADS);
+        AioMode aio = AioMode.THREADS;
+        String aioName = options.take("aio").orElse(null);
+        if (aioName != null) {
+            aio = Choice.parse(AioMode.class, aioName).orElseThrow(() -> invalidValue(aioName));
+        }
         if (aio == AioMode.NATIVE && !settings.direct()) {
             throw new BlockException(Errno.EINVAL, "aio=native was specified, but it requires cache.direct=on, "
                     + "which was not specified.");
         }
-        // Accepted as QEMU does; jblock takes no image locks yet.
-        options.take("locking");
+        // Accepted and checked as QEMU does, with no effect yet: jblock takes no image locks, batches
+        // no native AIO, and has no page cache to drop on migration.
+        String locking = options.take("locking").orElse("auto");
+        if (!locking.equals("on") && !locking.equals("off") && !locking.equals("auto")) {
+            throw invalidValue(locking);
+        }
+        String maxBatch = options.take("aio-max-batch").orElse(null);
+        if (maxBatch != null && !maxBatch.matches("[0-9]+|0[xX][0-9a-fA-F]+")) {
+            throw new BlockException(Errno.EINVAL, "Parameter 'aio-max-batch' expects a number");
+        }
+        options.takeBool("drop-cache");
+        options.takeBool("x-check-cache-dropped");
         IoEngine engine = context.engine(aio);
         if (!engine.name().equals(aio.canonicalName())) {
             throw new BlockException(Errno.ENOTSUP, "aio=" + aio.canonicalName() + " was specified, but the engine "
@@ -70,6 +85,11 @@ public final class FileDriver implements BlockDriver {
             throw new BlockException(FileNode.errnoOf(e), "Could not open '" + filename + "': " + reason(e), e);
         }
         return new FileNode(settings, path, f);
+    }
+
+    /** QEMU's words for a value outside an enum's table (qapi_enum_parse). */
+    private static BlockException invalidValue(String value) {
+        return new BlockException(Errno.EINVAL, "invalid parameter value: " + value);
     }
 
     /** strerror's text alone, without the path the JDK puts in front of it. */

@@ -144,4 +144,22 @@ class FileDriverTest {
                 "aio", "io_uring"), NodeSettings.defaults()).close())
                 .isInstanceOf(BlockException.class).hasMessageContaining("never falls back");
     }
+
+    @Test
+    void badValuesOfTheFileOptionsAreRefusedWithQemusMessages() throws Exception {
+        Path p = dir.resolve("o.img");
+        Files.write(p, new byte[4096]);
+        for (String bad : new String[] {"aio=foo", "locking=maybe", "aio-max-batch=x", "drop-cache=x"}) {
+            String[] kv = bad.split("=");
+            BlockException e = openFailure(false, "driver", "file", "filename", p.toString(), kv[0], kv[1]);
+            assertThat(e).as(bad).isNotNull();
+            String opts = "driver=file,filename=" + p + "," + bad;
+            FileTestSupport.Run qemu = FileTestSupport.run("qemu-img", "info", "--image-opts", opts);
+            assertThat(qemu.stderr().strip()).isEqualTo("qemu-img: Could not open '" + opts + "': " + e.getMessage());
+        }
+        try (BlockNode node = open(false, "driver", "file", "filename", p.toString(), "locking", "off",
+                "aio-max-batch", "16", "drop-cache", "off", "aio", "threads")) {
+            assertThat(node.length()).isEqualTo(4096);
+        }
+    }
 }
