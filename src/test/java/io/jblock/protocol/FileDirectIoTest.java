@@ -221,4 +221,30 @@ class FileDirectIoTest {
             assertThat(back.array()).isEqualTo(Arrays.copyOfRange(shadow, 1, SIZE));
         }
     }
+
+    @Test
+    void onlyTheBytesBetweenPositionAndLimitAreTransferredAndThePositionMovesToTheLimit() throws Exception {
+        Path p = dir.resolve("pos.img");
+        byte[] data = new byte[16384];
+        new Random(3).nextBytes(data);
+        Files.write(p, data);
+        try (FileNode node = FileTestSupport.open(p, true)) {
+            for (ByteBuffer b : new ByteBuffer[] {ByteBuffer.allocate(64), ByteBuffer.allocateDirect(64)}) {
+                b.position(10).limit(20);
+                node.read(4090, b);
+                assertThat(b.position()).isEqualTo(20);
+                for (int i = 0; i < 64; i++) {
+                    byte expected = i >= 10 && i < 20 ? data[4090 + i - 10] : 0;
+                    assertThat(b.get(i)).as("byte %d", i).isEqualTo(expected);
+                }
+                b.clear().put(0, new byte[64]).position(30).limit(33);
+                b.put(30, new byte[] {1, 2, 3});
+                node.write(8191, b, 0);
+                assertThat(b.position()).isEqualTo(33);
+                ByteBuffer back = ByteBuffer.allocate(5);
+                node.read(8190, back);
+                assertThat(back.array()).containsExactly(data[8190], 1, 2, 3, data[8194]);
+            }
+        }
+    }
 }
