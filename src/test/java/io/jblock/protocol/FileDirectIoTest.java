@@ -233,6 +233,7 @@ class FileDirectIoTest {
                 b.position(10).limit(20);
                 node.read(4090, b);
                 assertThat(b.position()).isEqualTo(20);
+                b.limit(64);
                 for (int i = 0; i < 64; i++) {
                     byte expected = i >= 10 && i < 20 ? data[4090 + i - 10] : 0;
                     assertThat(b.get(i)).as("byte %d", i).isEqualTo(expected);
