@@ -15,6 +15,7 @@ import io.jblock.engine.ErrnoException;
 import io.jblock.engine.RangeLock;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
@@ -35,7 +36,9 @@ import java.nio.file.Path;
 public final class FileNode extends BlockNode {
     /** Zero buffers written at once for preallocation=full and the zero-write fallback. */
     private static final int ZERO_CHUNK = 1 << 20;
-    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(ZERO_CHUNK).asReadOnlyBuffer();
+    /** Aligned beyond any O_DIRECT alignment the engine probes, so direct writes of it need no bounce. */
+    private static final ByteBuffer ZEROES = Arena.global().allocate(ZERO_CHUNK, 1 << 16).asByteBuffer()
+            .asReadOnlyBuffer();
 
     private final Path path;
     private final EngineFile file;
@@ -53,7 +56,8 @@ public final class FileNode extends BlockNode {
 
     /**
      * Whether this file system punches holes, probed once with a punch past the
-     * end of the file, which changes nothing (KEEP_SIZE, no blocks there).
+     * end of the file, which changes nothing (KEEP_SIZE, no blocks there);
+     * engines that count fallocates see this one at open.
      */
     private boolean probeFallocate() {
         try {
