@@ -9,6 +9,11 @@ import java.nio.ByteBuffer;
  * and the space operations (holes, zero ranges) the file protocol needs.
  * Buffers follow FileChannel's rules: reads and writes consume from position
  * to limit and move the position by what was transferred.
+ *
+ * <p>The space operations answer "unsupported" (false, or
+ * UnsupportedOperationException for the seeks) only where the file system
+ * refuses the operation itself (EOPNOTSUPP, EINVAL, ENOSYS, ENODEV), so the
+ * caller can fall back; any other failure is an IOException.
  */
 public interface EngineFile extends Closeable {
     /** Reads at {@code pos}; returns the bytes read, -1 at end of file. */
@@ -25,11 +30,15 @@ public interface EngineFile extends Closeable {
     /** ftruncate(2): grows with a hole or shrinks. */
     void truncate(long size) throws IOException;
 
-    /** fallocate(PUNCH_HOLE|KEEP_SIZE); false where the file system does not support it. */
+    /** fallocate(PUNCH_HOLE|KEEP_SIZE): the range reads as zero and its blocks are freed; false where unsupported. */
     boolean punchHole(long offset, long length) throws IOException;
 
-    /** fallocate(ZERO_RANGE); false where unsupported. */
-    boolean zeroRange(long offset, long length) throws IOException;
+    /**
+     * fallocate(ZERO_RANGE), with KEEP_SIZE when {@code keepSize}: the range
+     * reads as zero and stays allocated; without KEEP_SIZE a range past the end
+     * grows the file. False where unsupported.
+     */
+    boolean zeroRange(long offset, long length, boolean keepSize) throws IOException;
 
     /** fallocate mode 0 (reserve blocks, grow if past the end); false where unsupported. */
     boolean allocate(long offset, long length) throws IOException;
@@ -41,7 +50,11 @@ public interface EngineFile extends Closeable {
      */
     long seekData(long pos) throws IOException;
 
-    /** lseek(SEEK_HOLE): the first hole at or after {@code pos} (the end of file counts as a hole). */
+    /**
+     * lseek(SEEK_HOLE): the first hole at or after {@code pos} (the end of file
+     * counts as a hole), -1 when {@code pos} is at or past the end; throws
+     * UnsupportedOperationException when the file system cannot tell.
+     */
     long seekHole(long pos) throws IOException;
 
     /** Bytes allocated on the host (st_blocks * 512), -1 when unknown. */

@@ -1,20 +1,36 @@
 package io.jblock.engine;
 
+import com.sun.nio.file.ExtendedOpenOption;
+
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.EnumSet;
+import java.util.HashSet;
 import java.util.Set;
 
 /**
  * The default engine: positional FileChannel I/O. On a virtual thread the JDK
  * compensates for the blocked carrier while the call runs. Never interrupt a
  * thread that is in here: an interrupt closes the channel for everyone.
+ *
+ * <p>Each open file has two descriptors on the same file. The FileChannel does
+ * the data path (read, write, fdatasync). A FileChannel does not reveal its
+ * descriptor without JDK internals, so for fallocate, lseek SEEK_DATA/SEEK_HOLE,
+ * fstat and ftruncate the path is opened a second time with open(2) through
+ * FFM ({@link Libc}), with the same access mode.
+ * The FFM open comes first: its errno gives the exact reason an open fails
+ * (EISDIR, EACCES, ENOENT, EROFS), and its fstat refuses what is not a regular
+ * file before anything else touches it.
  */
 public final class ThreadsEngine implements IoEngine {
     public static final ThreadsEngine INSTANCE = new ThreadsEngine();
+
+    /** O_DIRECT alignments tried, smallest first, as QEMU's raw_probe_alignment does (it stops at 4096). */
+    private static final int[] CANDIDATE_ALIGNMENTS = {512, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
 
     @Override
     public String name() {
@@ -23,29 +39,76 @@ public final class ThreadsEngine implements IoEngine {
 
     @Override
     public EngineFile open(Path path, boolean readOnly, boolean direct) throws IOException {
-        Set<java.nio.file.OpenOption> opts = new java.util.HashSet<>(EnumSet.of(StandardOpenOption.READ));
-        if (!readOnly) {
-            opts.add(StandardOpenOption.WRITE);
+        // O_DIRECT here too, though these calls do not need it: a file system without O_DIRECT then
+        // fails the open with EINVAL, before anything else is asked of it, as under QEMU.
+        int fd = Libc.open(path, (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC
+                | (direct ? Libc.O_DIRECT : 0));
+        try {
+            if (!Libc.fstat(fd).isRegularFile()) {
+                throw new NotRegularFileException(path.toString());
+            }
+            Set<OpenOption> opts = new HashSet<>();
+            opts.add(StandardOpenOption.READ);
+            if (!readOnly) {
+                opts.add(StandardOpenOption.WRITE);
+            }
+            if (direct) {
+                opts.add(ExtendedOpenOption.DIRECT);
+            }
+            FileChannel ch = FileChannel.open(path, opts);
+            try {
+                return new ChannelFile(ch, fd, direct ? probeAlignment(ch) : 1);
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+        } catch (IOException | RuntimeException e) {
+            Libc.close(fd);
+            throw e;
         }
-        if (direct) {
-            opts.add(com.sun.nio.file.ExtendedOpenOption.DIRECT);
-        }
-        FileChannel ch = FileChannel.open(path, opts);
-        return new ChannelFile(ch, direct ? directAlignment(path) : 1);
     }
 
-    private static int directAlignment(Path path) throws IOException {
-        long bs = java.nio.file.Files.getFileStore(path).getBlockSize();
-        return (int) Math.max(512, Math.min(bs, 1 << 16));
+    /**
+     * The smallest alignment an O_DIRECT read actually accepts. Both the kernel
+     * (EINVAL) and the JDK refuse misaligned direct I/O; the JDK insists on the
+     * file store's block size (4096 on the usual ext4) even where the kernel
+     * would take 512, so the answer is whichever is stricter, found by trying.
+     * As in QEMU, an error other than a refused alignment (a failing disk) says
+     * nothing about alignment, and the alignment being tried is taken.
+     */
+    static int probeAlignment(FileChannel ch) throws IOException {
+        int largest = CANDIDATE_ALIGNMENTS[CANDIDATE_ALIGNMENTS.length - 1];
+        try (Arena arena = Arena.ofConfined()) {
+            ByteBuffer buf = arena.allocate(largest, largest).asByteBuffer();
+            for (int a : CANDIDATE_ALIGNMENTS) {
+                try {
+                    ch.read(buf.clear().limit(a), 0);
+                    return a;
+                } catch (IOException e) {
+                    if (!isAlignmentRefusal(e)) {
+                        return a;
+                    }
+                }
+            }
+        }
+        throw new IOException("Could not find working O_DIRECT alignment (try cache.direct=off)");
     }
 
-    /** A FileChannel; the space operations are not available through it. */
+    /** The JDK says "... is not a multiple of the block size (N)"; the kernel says EINVAL. */
+    private static boolean isAlignmentRefusal(IOException e) {
+        String m = String.valueOf(e.getMessage());
+        return m.contains("multiple of the block size") || m.contains("Invalid argument");
+    }
+
+    /** A FileChannel for data and an FFM descriptor on the same file for space operations. */
     static final class ChannelFile implements EngineFile {
         private final FileChannel ch;
+        private final int fd;
         private final int alignment;
 
-        ChannelFile(FileChannel ch, int alignment) {
+        ChannelFile(FileChannel ch, int fd, int alignment) {
             this.ch = ch;
+            this.fd = fd;
             this.alignment = alignment;
         }
 
@@ -61,6 +124,7 @@ public final class ThreadsEngine implements IoEngine {
 
         @Override
         public void datasync() throws IOException {
+            // force(false) is fdatasync(2), and runs with the carrier compensated, unlike an FFM call.
             ch.force(false);
         }
 
@@ -71,43 +135,64 @@ public final class ThreadsEngine implements IoEngine {
 
         @Override
         public void truncate(long size) throws IOException {
-            long cur = ch.size();
-            if (size < cur) {
-                ch.truncate(size);
-            } else if (size > cur) {
-                // FileChannel cannot grow a file without writing; one zero byte at the end leaves a hole before it.
-                ch.write(ByteBuffer.allocate(1), size - 1);
+            // Not FileChannel.truncate: it cannot grow, and growing by writing a byte would allocate a block.
+            Libc.ftruncate(fd, size);
+        }
+
+        @Override
+        public boolean punchHole(long offset, long length) throws IOException {
+            return fallocate(Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, offset, length);
+        }
+
+        @Override
+        public boolean zeroRange(long offset, long length, boolean keepSize) throws IOException {
+            return fallocate(Libc.FALLOC_FL_ZERO_RANGE | (keepSize ? Libc.FALLOC_FL_KEEP_SIZE : 0), offset, length);
+        }
+
+        @Override
+        public boolean allocate(long offset, long length) throws IOException {
+            return fallocate(Libc.FALLOC_ALLOCATE, offset, length);
+        }
+
+        private boolean fallocate(int mode, long offset, long length) throws IOException {
+            try {
+                Libc.fallocate(fd, mode, offset, length);
+                return true;
+            } catch (ErrnoException e) {
+                if (isRefusedByFileSystem(e.errno())) {
+                    return false;
+                }
+                throw e;
             }
         }
 
         @Override
-        public boolean punchHole(long offset, long length) {
-            return false;
+        public long seekData(long pos) throws IOException {
+            return seek(pos, Libc.SEEK_DATA);
         }
 
         @Override
-        public boolean zeroRange(long offset, long length) {
-            return false;
+        public long seekHole(long pos) throws IOException {
+            return seek(pos, Libc.SEEK_HOLE);
+        }
+
+        private long seek(long pos, int whence) throws IOException {
+            try {
+                return Libc.lseek(fd, pos, whence);
+            } catch (ErrnoException e) {
+                if (e.errno() == Libc.ENXIO) {
+                    return -1;
+                }
+                if (isRefusedByFileSystem(e.errno())) {
+                    throw new UnsupportedOperationException(e.getMessage());
+                }
+                throw e;
+            }
         }
 
         @Override
-        public boolean allocate(long offset, long length) {
-            return false;
-        }
-
-        @Override
-        public long seekData(long pos) {
-            throw new UnsupportedOperationException("SEEK_DATA");
-        }
-
-        @Override
-        public long seekHole(long pos) {
-            throw new UnsupportedOperationException("SEEK_HOLE");
-        }
-
-        @Override
-        public long allocatedSize() {
-            return -1;
+        public long allocatedSize() throws IOException {
+            return Libc.fstat(fd).blocks() * 512;
         }
 
         @Override
@@ -117,7 +202,21 @@ public final class ThreadsEngine implements IoEngine {
 
         @Override
         public void close() throws IOException {
-            ch.close();
+            try {
+                ch.close();
+            } finally {
+                Libc.close(fd);
+            }
+        }
+
+        /**
+         * The file system (not the disk) says no: EOPNOTSUPP for a mode it lacks,
+         * EINVAL for a mode or range it rejects, ENOSYS for a kernel without the
+         * call, ENODEV for a file that is not a regular one (QEMU treats the same set as ENOTSUP).
+         */
+        private static boolean isRefusedByFileSystem(int errno) {
+            return errno == Libc.EOPNOTSUPP || errno == Libc.EINVAL || errno == Libc.ENOSYS
+                    || errno == Libc.ENODEV;
         }
     }
 }

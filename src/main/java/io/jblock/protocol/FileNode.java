@@ -8,9 +8,14 @@ import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
 import io.jblock.block.Prealloc;
+import io.jblock.block.WriteFlags;
+import io.jblock.engine.AlignedAccess;
 import io.jblock.engine.EngineFile;
+import io.jblock.engine.ErrnoException;
+import io.jblock.engine.RangeLock;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
@@ -20,17 +25,46 @@ import java.nio.file.Path;
  * <p>Durability rule (fsyncgate): after one failed fdatasync the kernel may
  * have dropped the dirty pages and cleared the error, so a later fdatasync
  * could succeed without the data being on disk. Once a datasync fails, every
- * later flush of this file fails too.
+ * later flush of this file fails too. O_DIRECT does not change that here:
+ * it bypasses the page cache but not the device's write cache, and the space
+ * operations go through the page cache anyway.
+ *
+ * <p>Space: zeroes and discards become fallocate calls where the file system
+ * has them (holes are what block status reports as zero), with QEMU's order of
+ * fallbacks, ending in writing zero buffers unless NO_FALLBACK forbids it.
  */
 public final class FileNode extends BlockNode {
+    /** Zero buffers written at once for preallocation=full and the zero-write fallback. */
+    private static final int ZERO_CHUNK = 1 << 20;
+    /** Aligned beyond any O_DIRECT alignment the engine probes, so direct writes of it need no bounce. */
+    private static final ByteBuffer ZEROES = Arena.global().allocate(ZERO_CHUNK, 1 << 16).asByteBuffer()
+            .asReadOnlyBuffer();
+
     private final Path path;
     private final EngineFile file;
+    private final AlignedAccess io;
+    private final boolean fallocateWorks;
     private volatile boolean pageCacheInconsistent;
 
     public FileNode(NodeSettings settings, Path path, EngineFile file) {
         super("file", settings);
         this.path = path;
         this.file = file;
+        this.io = new AlignedAccess(file);
+        this.fallocateWorks = !settings.readOnly() && probeFallocate();
+    }
+
+    /**
+     * Whether this file system punches holes, probed once with a punch past the
+     * end of the file, which changes nothing (KEEP_SIZE, no blocks there);
+     * engines that count fallocates see this one at open.
+     */
+    private boolean probeFallocate() {
+        try {
+            return file.punchHole(file.size(), 1);
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     public Path path() {
@@ -39,7 +73,7 @@ public final class FileNode extends BlockNode {
 
     @Override
     public Capabilities capabilities() {
-        return new Capabilities(false, false, true, file.alignment(), Capabilities.MAX_TRANSFER);
+        return new Capabilities(false, fallocateWorks, true, io.alignment(), Capabilities.MAX_TRANSFER);
     }
 
     @Override
@@ -47,7 +81,7 @@ public final class FileNode extends BlockNode {
         try {
             return file.size();
         } catch (IOException e) {
-            throw BlockException.io("Could not get the size of '" + path + "'", e);
+            throw failure("Could not get the size of '" + path + "'", e);
         }
     }
 
@@ -58,39 +92,23 @@ public final class FileNode extends BlockNode {
 
     @Override
     protected void doRead(long offset, ByteBuffer dst) throws BlockException {
-        int start = dst.position();
-        ByteBuffer view = dst.duplicate();
         try {
-            long pos = offset;
-            while (view.hasRemaining()) {
-                int n = file.read(view, pos);
-                if (n < 0) {
-                    // Past the end of the file reads as zeroes, as QEMU's file driver does.
-                    while (view.hasRemaining()) {
-                        view.put((byte) 0);
-                    }
-                    break;
-                }
-                pos += n;
-            }
+            // Past the end of the file reads as zeroes, as QEMU's file driver does.
+            io.read(offset, dst.duplicate());
         } catch (IOException e) {
-            throw BlockException.io("read of '" + path + "' at offset " + offset + ", length "
-                    + (dst.limit() - start) + " failed", e);
+            throw failure("read of '" + path + "' at offset " + offset + ", length " + dst.remaining()
+                    + " failed", e);
         }
         dst.position(dst.limit());
     }
 
     @Override
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
-        ByteBuffer view = src.duplicate();
         try {
-            long pos = offset;
-            while (view.hasRemaining()) {
-                pos += file.write(view, pos);
-            }
+            io.write(offset, src.duplicate());
         } catch (IOException e) {
-            throw BlockException.io("write of '" + path + "' at offset " + offset + ", length "
-                    + src.remaining() + " failed", e);
+            throw failure("write of '" + path + "' at offset " + offset + ", length " + src.remaining()
+                    + " failed", e);
         }
         src.position(src.limit());
     }
@@ -105,26 +123,190 @@ public final class FileNode extends BlockNode {
             file.datasync();
         } catch (IOException e) {
             pageCacheInconsistent = true;
-            throw BlockException.io("fdatasync of '" + path + "' failed", e);
+            throw failure("fdatasync of '" + path + "' failed", e);
         }
     }
+
+    // ---------------------------------------------------------------- zeroes and discard
+
+    /**
+     * QEMU's order: with MAY_UNMAP punch a hole (it reads as zero by
+     * definition); else, or where punching is refused, ZERO_RANGE; then a punch
+     * followed by re-allocating the blocks; past the end of the file, fallocate
+     * mode 0. When all are refused, zero buffers, unless NO_FALLBACK.
+     * The range may end past the end of the file: the file then grows to its
+     * end, as any write would make it.
+     */
+    @Override
+    protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
+        long end = offset + length;
+        try (RangeLock.Held ignored = io.lockForSpaceOperation(offset, length)) {
+            long size = file.size();
+            if (WriteFlags.has(flags, WriteFlags.MAY_UNMAP) && unmapZeroes(offset, end, size)) {
+                return;
+            }
+            if (file.zeroRange(offset, length, end <= size)) {
+                return;
+            }
+            if (file.punchHole(offset, length) && file.allocate(offset, length)) {
+                return;
+            }
+            if (offset >= size && file.allocate(offset, length)) {
+                return;
+            }
+        } catch (IOException e) {
+            throw failure("write zeroes of '" + path + "' at offset " + offset + ", length " + length
+                    + " failed", e);
+        }
+        if (WriteFlags.has(flags, WriteFlags.NO_FALLBACK)) {
+            throw new BlockException(Errno.ENOTSUP, "the file system of '" + path
+                    + "' cannot zero a range without writing it, and the request forbids the fallback");
+        }
+        writeZeroBuffers(offset, length);
+    }
+
+    /**
+     * Punches the part inside the file; grows the file with a hole for the part
+     * past its end (a punch with KEEP_SIZE does not grow it). False when the
+     * file system does not punch.
+     */
+    private boolean unmapZeroes(long offset, long end, long size) throws IOException {
+        long inside = Math.min(end, size) - offset;
+        if (inside > 0 && !file.punchHole(offset, inside)) {
+            return false;
+        }
+        if (end > size) {
+            file.truncate(end);
+        }
+        return true;
+    }
+
+    private void writeZeroBuffers(long offset, long length) throws BlockException {
+        long done = 0;
+        while (done < length) {
+            int n = (int) Math.min(length - done, ZERO_CHUNK);
+            doWrite(offset + done, ZEROES.duplicate().limit(n), 0);
+            done += n;
+        }
+    }
+
+    /** Punches a hole, as QEMU's discard on files; where the file system cannot, the discard is dropped. */
+    @Override
+    protected void doDiscard(long offset, long length) throws BlockException {
+        try (RangeLock.Held ignored = io.lockForSpaceOperation(offset, length)) {
+            file.punchHole(offset, length);
+        } catch (IOException e) {
+            throw failure("discard of '" + path + "' at offset " + offset + ", length " + length + " failed", e);
+        }
+    }
+
+    // ---------------------------------------------------------------- truncate
 
     @Override
     protected void doTruncate(long length, boolean exact, Prealloc prealloc) throws BlockException {
-        if (prealloc != null && prealloc != Prealloc.OFF) {
-            throw new BlockException(Errno.ENOTSUP, "Unsupported preallocation mode '"
-                    + prealloc.canonicalName() + "'");
+        Prealloc mode = prealloc == null ? Prealloc.OFF : prealloc;
+        if (mode == Prealloc.METADATA) {
+            throw new BlockException(Errno.ENOTSUP, "Unsupported preallocation mode: metadata");
         }
-        try {
-            file.truncate(length);
-        } catch (IOException e) {
-            throw BlockException.io("Failed to resize '" + path + "'", e);
+        long current = length();
+        if (current > length && mode != Prealloc.OFF) {
+            throw new BlockException(Errno.ENOTSUP, "Cannot use preallocation for shrinking files");
+        }
+        switch (mode) {
+            case OFF -> resize(length);
+            case FALLOC -> preallocate(current, length);
+            case FULL -> writePreallocation(current, length);
+            case METADATA -> throw new AssertionError("refused above");
         }
     }
 
+    private void resize(long length) throws BlockException {
+        try {
+            file.truncate(length);
+        } catch (IOException e) {
+            throw failure("Could not resize file", e);
+        }
+    }
+
+    /** preallocation=falloc: fallocate mode 0 over the new part, which also grows the file. */
+    private void preallocate(long current, long length) throws BlockException {
+        if (length == current) {
+            return;
+        }
+        try {
+            if (!file.allocate(current, length - current)) {
+                throw new BlockException(Errno.ENOTSUP, "Could not preallocate new data: the file system of '"
+                        + path + "' does not support fallocate (preallocation=full writes zeroes instead)");
+            }
+        } catch (IOException e) {
+            restoreLength(current);
+            throw failure("Could not preallocate new data", e);
+        }
+    }
+
+    /** preallocation=full: grow, write zeroes over the new part in bounded chunks, and sync, as QEMU does. */
+    private void writePreallocation(long current, long length) throws BlockException {
+        if (length == current) {
+            return;
+        }
+        resize(length);
+        try {
+            writeZeroBuffers(current, length - current);
+        } catch (BlockException e) {
+            restoreLength(current);
+            throw new BlockException(e.errno(), "Could not write zeros for preallocation: " + e.errno().text(), e);
+        }
+        try {
+            file.datasync();
+        } catch (IOException e) {
+            pageCacheInconsistent = true;
+            restoreLength(current);
+            throw failure("Could not flush file to disk", e);
+        }
+    }
+
+    /** After a failed preallocation the file goes back to its old length; failing that is only reported. */
+    private void restoreLength(long current) {
+        try {
+            file.truncate(current);
+        } catch (IOException ignored) {
+            // The preallocation error is the one to report.
+        }
+    }
+
+    // ---------------------------------------------------------------- block status
+
+    /**
+     * From SEEK_DATA/SEEK_HOLE, as QEMU's file-posix: data runs are DATA,
+     * holes (trailing ones included) ZERO, both allocated in this node. Where
+     * the file system cannot tell, or the answer is inconsistent because the
+     * file changed between the two seeks, everything is DATA.
+     */
     @Override
     protected BlockStatus doBlockStatus(long offset, long length) {
-        return new BlockStatus(length, BlockStatus.DATA | BlockStatus.ALLOCATED, 1);
+        final int data = BlockStatus.DATA | BlockStatus.ALLOCATED;
+        final int zero = BlockStatus.ZERO | BlockStatus.ALLOCATED;
+        try {
+            long nextData = file.seekData(offset);
+            if (nextData < 0) {
+                return new BlockStatus(length, zero, 1);
+            }
+            if (nextData > offset) {
+                return new BlockStatus(Math.min(nextData - offset, length), zero, 1);
+            }
+            long nextHole = file.seekHole(offset);
+            if (nextHole < 0) {
+                // Truncated behind our back since the first seek: like a trailing hole.
+                return new BlockStatus(length, zero, 1);
+            }
+            if (nextHole == offset) {
+                // A hole was dug between the two seeks: nothing is known.
+                return new BlockStatus(length, data, 1);
+            }
+            return new BlockStatus(Math.min(nextHole - offset, length), data, 1);
+        } catch (IOException | UnsupportedOperationException e) {
+            return new BlockStatus(length, data, 1);
+        }
     }
 
     @Override
@@ -132,7 +314,7 @@ public final class FileNode extends BlockNode {
         try {
             return file.allocatedSize();
         } catch (IOException e) {
-            throw BlockException.io("stat of '" + path + "' failed", e);
+            throw failure("stat of '" + path + "' failed", e);
         }
     }
 
@@ -146,7 +328,38 @@ public final class FileNode extends BlockNode {
         try {
             file.close();
         } catch (IOException e) {
-            throw BlockException.io("close of '" + path + "' failed", e);
+            throw failure("close of '" + path + "' failed", e);
         }
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    /** A failure with the errno the OS gave, so qemu-io prints the same text QEMU would. */
+    private static BlockException failure(String what, IOException e) {
+        if (e instanceof BlockException b) {
+            return b;
+        }
+        Errno errno = errnoOf(e);
+        String reason = e instanceof ErrnoException ee ? ee.reason() : String.valueOf(e.getMessage());
+        return new BlockException(errno, what + ": " + reason, e);
+    }
+
+    /**
+     * The errno behind an engine failure: given by FFM calls; FileChannel only
+     * has strerror's text, so that is matched back to the number.
+     */
+    static Errno errnoOf(IOException e) {
+        if (e instanceof ErrnoException ee) {
+            return Errno.of(ee.errno());
+        }
+        String m = e.getMessage();
+        if (m != null) {
+            for (Errno x : Errno.values()) {
+                if (m.endsWith(x.text())) {
+                    return x;
+                }
+            }
+        }
+        return Errno.EIO;
     }
 }

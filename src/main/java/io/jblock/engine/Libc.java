@@ -1,0 +1,268 @@
+package io.jblock.engine;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Path;
+
+/**
+ * The few Linux system calls the file protocol needs and FileChannel does not
+ * offer, called through FFM (no JNI): open, close, fallocate, lseek with
+ * SEEK_DATA/SEEK_HOLE, fstat and ftruncate. errno is captured by the linker
+ * right after each call, so nothing the JVM does in between can clobber it.
+ *
+ * <p>Constants are the values of Linux with glibc on x86_64 and aarch64 (both
+ * use the asm-generic numbers for everything here). A downcall pins the
+ * virtual thread's carrier while it runs: these calls are metadata operations
+ * (fallocate of a range, a seek, a stat), not the data path, which stays on
+ * FileChannel where the JDK compensates for the blocked carrier.
+ */
+final class Libc {
+    // ---- open(2) flags (asm-generic/fcntl.h)
+    /** Open for reading only. */
+    static final int O_RDONLY = 0;
+    /** Open for reading and writing. */
+    static final int O_RDWR = 2;
+    /** Close the descriptor on exec, so child processes (qemu-img in tests) do not inherit it; octal 02000000. */
+    static final int O_CLOEXEC = 0x80000;
+    /**
+     * Bypass the page cache. One of the few flags that differ: x86_64 has the
+     * asm-generic 040000, aarch64 its own 0200000 (arch/arm64/include/uapi/asm/fcntl.h).
+     */
+    static final int O_DIRECT = isAarch64() ? 0x10000 : 0x4000;
+
+    // ---- lseek(2) whence values (linux/fs.h)
+    /** Seek to the first byte of data at or after the offset. */
+    static final int SEEK_DATA = 3;
+    /** Seek to the first hole at or after the offset; the end of the file counts as a hole. */
+    static final int SEEK_HOLE = 4;
+
+    // ---- fallocate(2) modes (linux/falloc.h)
+    /** Mode 0: allocate blocks for the range, growing the file if it ends past the end. */
+    static final int FALLOC_ALLOCATE = 0;
+    /** Do not change the file size even if the range ends past the end. */
+    static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    /** Deallocate the range; it reads as zero afterwards. Must be combined with KEEP_SIZE. */
+    static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    /** Make the range read as zero, keeping (or converting to unwritten) its blocks allocated. */
+    static final int FALLOC_FL_ZERO_RANGE = 0x10;
+
+    // ---- errno values (asm-generic/errno-base.h, asm-generic/errno.h)
+    /** Interrupted by a signal: retry. */
+    static final int EINTR = 4;
+    /** lseek SEEK_DATA/SEEK_HOLE: no data (or no hole) at or after the offset before the end of file. */
+    static final int ENXIO = 6;
+    /** fallocate on something that is not a regular file or block device. */
+    static final int ENODEV = 19;
+    /** An argument the file system does not accept: an unknown whence or fallocate mode, an unaligned range. */
+    static final int EINVAL = 22;
+    /** The kernel has no such system call. */
+    static final int ENOSYS = 38;
+    /** The file system does not support the operation (EOPNOTSUPP and ENOTSUP are the same on Linux). */
+    static final int EOPNOTSUPP = 95;
+
+    // ---- struct stat (asm/stat.h); only the fields read here, at offsets shared by x86_64 and aarch64
+    /** Enough room for struct stat on both architectures (x86_64: 144 bytes, aarch64: 128). */
+    static final long STAT_SIZE = 256;
+    /** st_size: the file's length in bytes (after dev, ino, nlink/mode and ids on both). */
+    static final long STAT_SIZE_OFFSET = 48;
+    /** st_blocks: 512-byte units allocated, whatever the file system's block size. */
+    static final long STAT_BLOCKS_OFFSET = 64;
+    /** st_mode: x86_64 puts it after st_nlink (8 bytes), aarch64 before st_nlink (4 bytes). */
+    static final long STAT_MODE_OFFSET = isAarch64() ? 16 : 24;
+    /** The file type bits of st_mode. */
+    static final int S_IFMT = 0170000;
+    /** st_mode file type of a regular file. */
+    static final int S_IFREG = 0100000;
+
+    /** What fstat tells about a file. */
+    record Stat(int mode, long size, long blocks) {
+        boolean isRegularFile() {
+            return (mode & S_IFMT) == S_IFREG;
+        }
+    }
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option SAVE_ERRNO = Linker.Option.captureCallState("errno");
+
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfLong OFF_T = ValueLayout.JAVA_LONG;
+    private static final ValueLayout PTR = ValueLayout.ADDRESS;
+
+    /** int open(const char *path, int flags, ...): variadic after flags; the mode is passed but unused (no O_CREAT). */
+    private static final MethodHandle OPEN = bind("open", FunctionDescriptor.of(INT, PTR, INT, INT),
+            SAVE_ERRNO, Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle CLOSE = bind("close", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
+    private static final MethodHandle FALLOCATE = bind("fallocate",
+            FunctionDescriptor.of(INT, INT, INT, OFF_T, OFF_T), SAVE_ERRNO);
+    private static final MethodHandle LSEEK = bind("lseek", FunctionDescriptor.of(OFF_T, INT, OFF_T, INT), SAVE_ERRNO);
+    private static final MethodHandle FSTAT = bind("fstat", FunctionDescriptor.of(INT, INT, PTR), SAVE_ERRNO);
+    private static final MethodHandle FTRUNCATE = bind("ftruncate", FunctionDescriptor.of(INT, INT, OFF_T), SAVE_ERRNO);
+    /** char *strerror(int): glibc's text for an errno, the text QEMU prints. */
+    private static final MethodHandle STRERROR = bind("strerror", FunctionDescriptor.of(PTR, INT));
+
+    private Libc() {
+    }
+
+    private static MethodHandle bind(String name, FunctionDescriptor fd, Linker.Option... options) {
+        MemorySegment symbol = LIBC.find(name).orElseThrow(
+                () -> new UnsatisfiedLinkError("libc has no symbol '" + name + "'"));
+        return LINKER.downcallHandle(symbol, fd, options);
+    }
+
+    private static boolean isAarch64() {
+        String arch = System.getProperty("os.arch");
+        return arch.equals("aarch64") || arch.equals("arm64");
+    }
+
+    /** open(2) without O_CREAT; returns the file descriptor. */
+    static int open(Path path, int flags) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            MemorySegment cpath = arena.allocateFrom(path.toString());
+            int fd = (int) OPEN.invokeExact(state, cpath, flags, 0);
+            if (fd < 0) {
+                throw new ErrnoException("open", errno(state));
+            }
+            return fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageFailure("open", t);
+        }
+    }
+
+    /** close(2); errors are ignored, as there is nothing left to do with the descriptor. */
+    static void close(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            int ignored = (int) CLOSE.invokeExact(state, fd);
+        } catch (Throwable t) {
+            throw linkageFailure("close", t);
+        }
+    }
+
+    /** fallocate(2), retried on EINTR. */
+    static void fallocate(int fd, int mode, long offset, long length) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            while (true) {
+                int r = (int) FALLOCATE.invokeExact(state, fd, mode, offset, length);
+                if (r == 0) {
+                    return;
+                }
+                int e = errno(state);
+                if (e != EINTR) {
+                    throw new ErrnoException("fallocate(" + fallocateModeName(mode) + ")", e);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageFailure("fallocate", t);
+        }
+    }
+
+    /** lseek(2); returns the new offset. */
+    static long lseek(int fd, long offset, int whence) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            long r = (long) LSEEK.invokeExact(state, fd, offset, whence);
+            if (r < 0) {
+                throw new ErrnoException(whence == SEEK_DATA ? "lseek(SEEK_DATA)"
+                        : whence == SEEK_HOLE ? "lseek(SEEK_HOLE)" : "lseek", errno(state));
+            }
+            return r;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageFailure("lseek", t);
+        }
+    }
+
+    /** fstat(2). */
+    static Stat fstat(int fd) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            MemorySegment st = arena.allocate(STAT_SIZE, 8);
+            int r = (int) FSTAT.invokeExact(state, fd, st);
+            if (r < 0) {
+                throw new ErrnoException("fstat", errno(state));
+            }
+            return new Stat(st.get(ValueLayout.JAVA_INT, STAT_MODE_OFFSET),
+                    st.get(ValueLayout.JAVA_LONG, STAT_SIZE_OFFSET),
+                    st.get(ValueLayout.JAVA_LONG, STAT_BLOCKS_OFFSET));
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageFailure("fstat", t);
+        }
+    }
+
+    /** ftruncate(2): shrinks, or grows with a hole, retried on EINTR. */
+    static void ftruncate(int fd, long length) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            while (true) {
+                int r = (int) FTRUNCATE.invokeExact(state, fd, length);
+                if (r == 0) {
+                    return;
+                }
+                int e = errno(state);
+                if (e != EINTR) {
+                    throw new ErrnoException("ftruncate", e);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageFailure("ftruncate", t);
+        }
+    }
+
+    /** glibc's strerror text, e.g. "Operation not supported". */
+    static String strerror(int errno) {
+        try {
+            MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
+            // The result points into glibc's static tables; reading stops at the terminating NUL.
+            return s.reinterpret(Long.MAX_VALUE).getString(0);
+        } catch (Throwable t) {
+            throw linkageFailure("strerror", t);
+        }
+    }
+
+    static String fallocateModeName(int mode) {
+        if (mode == FALLOC_ALLOCATE) {
+            return "0";
+        }
+        StringBuilder sb = new StringBuilder();
+        if ((mode & FALLOC_FL_PUNCH_HOLE) != 0) {
+            sb.append("PUNCH_HOLE|");
+        }
+        if ((mode & FALLOC_FL_ZERO_RANGE) != 0) {
+            sb.append("ZERO_RANGE|");
+        }
+        if ((mode & FALLOC_FL_KEEP_SIZE) != 0) {
+            sb.append("KEEP_SIZE|");
+        }
+        return sb.substring(0, sb.length() - 1);
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    private static IllegalStateException linkageFailure(String call, Throwable t) {
+        return new IllegalStateException("native call " + call + " failed to run: " + t, t);
+    }
+}
