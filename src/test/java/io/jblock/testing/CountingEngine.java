@@ -2,6 +2,7 @@ package io.jblock.testing;
 
 import io.jblock.block.AioMode;
 import io.jblock.engine.EngineFile;
+import io.jblock.engine.ForwardingEngineFile;
 import io.jblock.engine.IoEngine;
 import io.jblock.engine.ThreadsEngine;
 
@@ -37,17 +38,11 @@ public final class CountingEngine implements IoEngine {
 
     @Override
     public EngineFile open(Path path, boolean readOnly, boolean direct) throws IOException {
-        EngineFile f = ThreadsEngine.INSTANCE.open(path, readOnly, direct);
-        return new EngineFile() {
-            @Override
-            public int read(ByteBuffer dst, long pos) throws IOException {
-                return f.read(dst, pos);
-            }
-
+        return new ForwardingEngineFile(ThreadsEngine.INSTANCE.open(path, readOnly, direct)) {
             @Override
             public int write(ByteBuffer src, long pos) throws IOException {
                 writes.incrementAndGet();
-                return f.write(src, pos);
+                return super.write(src, pos);
             }
 
             @Override
@@ -56,57 +51,7 @@ public final class CountingEngine implements IoEngine {
                 if (failDatasyncs.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
                     throw new IOException("Input/output error (injected)");
                 }
-                f.datasync();
-            }
-
-            @Override
-            public long size() throws IOException {
-                return f.size();
-            }
-
-            @Override
-            public void truncate(long size) throws IOException {
-                f.truncate(size);
-            }
-
-            @Override
-            public boolean punchHole(long offset, long length) throws IOException {
-                return f.punchHole(offset, length);
-            }
-
-            @Override
-            public boolean zeroRange(long offset, long length) throws IOException {
-                return f.zeroRange(offset, length);
-            }
-
-            @Override
-            public boolean allocate(long offset, long length) throws IOException {
-                return f.allocate(offset, length);
-            }
-
-            @Override
-            public long seekData(long pos) throws IOException {
-                return f.seekData(pos);
-            }
-
-            @Override
-            public long seekHole(long pos) throws IOException {
-                return f.seekHole(pos);
-            }
-
-            @Override
-            public long allocatedSize() throws IOException {
-                return f.allocatedSize();
-            }
-
-            @Override
-            public int alignment() {
-                return f.alignment();
-            }
-
-            @Override
-            public void close() throws IOException {
-                f.close();
+                super.datasync();
             }
         };
     }
