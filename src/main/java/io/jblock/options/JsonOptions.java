@@ -46,7 +46,9 @@ public final class JsonOptions {
             throw new BlockException(Errno.EINVAL, "Invalid JSON object given");
         }
         LinkedHashMap<String, String> out = new LinkedHashMap<>();
-        flatten("", root, out);
+        for (Map.Entry<?, ?> e : ((Map<?, ?>) root).entrySet()) {
+            flatten(e.getKey() + ".", e.getValue(), out);
+        }
         return out;
     }
 
