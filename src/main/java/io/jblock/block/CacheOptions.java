@@ -11,7 +11,12 @@ package io.jblock.block;
  *                  to the file, but fdatasync is skipped and FUA is stripped
  */
 public record CacheOptions(boolean writeback, boolean direct, boolean noFlush) {
-    public static final CacheOptions WRITEBACK = CacheMode.WRITEBACK.options();
+    /**
+     * cache=writeback, the default. Spelled out rather than taken from
+     * CacheMode, whose constructor builds CacheOptions: reading CacheMode here
+     * would make the two classes' initialisation depend on which comes first.
+     */
+    public static final CacheOptions WRITEBACK = new CacheOptions(true, false, false);
 
     /** The options with any of the explicit {@code cache.*} keys applied; null means "not given". */
     public CacheOptions override(Boolean writeback, Boolean direct, Boolean noFlush) {
