@@ -13,6 +13,11 @@ import java.util.List;
  *   directsync               off           on       off
  *   unsafe (alias volatile)  on            off      on
  * </pre>
+ *
+ * Spellings are matched exactly, case included, as QEMU's
+ * bdrv_parse_cache_mode does. {@code volatile} is a jblock extension (the
+ * name unsafe was first proposed under): QEMU 7.2 itself rejects it
+ * ("invalid cache option"), so scripts written for QEMU never use it.
  */
 public enum CacheMode implements Choice {
     WRITEBACK(List.of("writeback"), true, false, false),

@@ -11,7 +11,11 @@ package io.jblock.block;
  *                  to the file, but fdatasync is skipped and FUA is stripped
  */
 public record CacheOptions(boolean writeback, boolean direct, boolean noFlush) {
-    /** cache=writeback. Spelled out, not taken from CacheMode, whose constructor builds CacheOptions (a class-init cycle). */
+    /**
+     * cache=writeback, the default. Spelled out rather than taken from
+     * CacheMode, whose constructor builds CacheOptions: reading CacheMode here
+     * would make the two classes' initialisation depend on which comes first.
+     */
     public static final CacheOptions WRITEBACK = new CacheOptions(true, false, false);
 
     /** The options with any of the explicit {@code cache.*} keys applied; null means "not given". */

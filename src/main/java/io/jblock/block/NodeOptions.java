@@ -9,7 +9,9 @@ import java.util.Optional;
 /**
  * The options of one node as flat dotted keys ({@code driver=raw},
  * {@code file.filename=x}), as QEMU's QDicts are after flattening. Values are
- * strings; JSON booleans and numbers arrive already spelled as text.
+ * strings; JSON booleans and numbers arrive already spelled as text. A key
+ * whose value is null stands for a JSON null, {} or [] given for it: present,
+ * so a driver that does not take it refuses it, but with no text to use.
  *
  * <p>Drivers <em>take</em> the keys they know; whatever is left when the node
  * is open is an option the driver does not support, and the open fails naming
@@ -68,38 +70,130 @@ public final class NodeOptions {
 
     /** A boolean in any of QEMU's spellings (on/off, yes/no, true/false, y/n); empty when not given. */
     public Optional<Boolean> takeBool(String key) throws BlockException {
-        String v = values.remove(key);
-        if (v == null) {
+        if (!values.containsKey(key)) {
             return Optional.empty();
         }
+        String v = values.remove(key);
         return Optional.of(parseBool(key, v));
     }
 
-    /** An enum value from its table of spellings; the error names the key and what it accepts. */
+    /**
+     * An enum value from its table of spellings. The error is QEMU's for enum
+     * options of a node (qapi_enum_parse): {@code invalid parameter value: X}.
+     */
     public <E extends Enum<E> & Choice> Optional<E> takeChoice(String key, Class<E> type) throws BlockException {
         String v = values.remove(key);
         if (v == null) {
             return Optional.empty();
         }
         return Optional.of(Choice.parse(type, v).orElseThrow(() -> new BlockException(Errno.EINVAL,
-                "Parameter '" + key + "' does not accept value '" + v + "'")));
+                "invalid parameter value: " + v)));
     }
 
-    /** A non-negative integer; empty when not given. */
+    /**
+     * A size in bytes, as QEMU's size options take it (qemu_strtosz): a decimal
+     * number with an optional suffix B, k, M, G, T, P or E (powers of 1024,
+     * either case), a fraction only with a suffix, or a hexadecimal number
+     * {@code 0x...} without one. Empty when not given.
+     */
     public Optional<Long> takeUnsigned(String key) throws BlockException {
         String v = values.remove(key);
         if (v == null) {
             return Optional.empty();
         }
-        try {
-            long n = Long.parseLong(v);
-            if (n < 0) {
-                throw new NumberFormatException();
-            }
-            return Optional.of(n);
-        } catch (NumberFormatException e) {
-            throw new BlockException(Errno.EINVAL, "Parameter '" + key + "' expects a non-negative number");
+        return Optional.of(parseSize(key, v));
+    }
+
+    /** The text QEMU appends to every size error (parse_option_size's hint). */
+    public static final String SIZE_HINT = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+            + "and exabytes, respectively.";
+
+    /**
+     * Parses a size the way QEMU's parse_option_size does, with its two
+     * errors: out of range (past 2^64; for jblock past 2^63 - 1, since Java's
+     * long is signed) and not a number.
+     */
+    public static long parseSize(String key, String text) throws BlockException {
+        BlockException invalid = new BlockException(Errno.EINVAL, "Parameter '" + key
+                + "' expects a non-negative number below 2^64\n" + SIZE_HINT);
+        BlockException range = new BlockException(Errno.ERANGE, "Value '" + text
+                + "' is out of range for parameter '" + key + "'");
+        int i = 0;
+        int n = text.length();
+        while (i < n && Character.isWhitespace(text.charAt(i))) {
+            i++; // strtoull skips leading white space
         }
+        if (i < n && text.charAt(i) == '+') {
+            i++;
+        }
+        int digitsStart = i;
+        while (i < n && Character.isDigit(text.charAt(i))) {
+            i++;
+        }
+        if (i == digitsStart) {
+            throw invalid;
+        }
+        java.math.BigInteger whole;
+        java.math.BigDecimal fraction = java.math.BigDecimal.ZERO;
+        String digits = text.substring(digitsStart, i);
+        if (digits.equals("0") && i < n && (text.charAt(i) == 'x' || text.charAt(i) == 'X')) {
+            int hexStart = ++i;
+            while (i < n && Character.digit(text.charAt(i), 16) >= 0) {
+                i++;
+            }
+            if (i == hexStart) {
+                throw invalid;
+            }
+            whole = new java.math.BigInteger(text.substring(hexStart, i), 16);
+            if (i < n && (text.charAt(i) == '.' || multiplier(text.charAt(i)) > 0)) {
+                throw invalid; // hex takes neither a fraction nor a suffix
+            }
+        } else {
+            whole = new java.math.BigInteger(digits);
+            if (i < n && text.charAt(i) == '.') {
+                int fracStart = i++;
+                while (i < n && Character.isDigit(text.charAt(i))) {
+                    i++;
+                }
+                fraction = new java.math.BigDecimal("0" + text.substring(fracStart, i));
+            }
+        }
+        long mul = 1;
+        if (i < n) {
+            mul = multiplier(text.charAt(i));
+            if (mul < 0) {
+                throw invalid;
+            }
+            i++;
+        } else if (fraction.signum() != 0) {
+            throw invalid; // "1.5" means nothing without a unit
+        }
+        if (i != n) {
+            throw invalid;
+        }
+        java.math.BigDecimal total = new java.math.BigDecimal(whole).add(fraction)
+                .multiply(java.math.BigDecimal.valueOf(mul));
+        java.math.BigInteger bytes = total.toBigInteger();
+        if (total.compareTo(new java.math.BigDecimal(bytes)) != 0 && mul == 1) {
+            throw invalid;
+        }
+        if (bytes.bitLength() > 63) {
+            throw range;
+        }
+        return bytes.longValueExact();
+    }
+
+    private static long multiplier(char suffix) {
+        return switch (Character.toUpperCase(suffix)) {
+            case 'B' -> 1L;
+            case 'K' -> 1L << 10;
+            case 'M' -> 1L << 20;
+            case 'G' -> 1L << 30;
+            case 'T' -> 1L << 40;
+            case 'P' -> 1L << 50;
+            case 'E' -> 1L << 60;
+            default -> -1L;
+        };
     }
 
     /** Removes and returns every {@code prefix.*} key as the child's own options, prefix stripped. */
@@ -126,13 +220,20 @@ public final class NodeOptions {
         return values.isEmpty();
     }
 
-    /** QEMU's boolean parse: the error text is its own. */
+    /** Every spelling QEMU takes for true (qapi_bool_parse), in its order. */
+    public static final List<String> TRUE_SPELLINGS = List.of("on", "yes", "true", "y");
+    /** Every spelling QEMU takes for false. */
+    public static final List<String> FALSE_SPELLINGS = List.of("off", "no", "false", "n");
+
+    /** QEMU's boolean parse (qapi_bool_parse): exact, case-sensitive spellings; the error text is its own. */
     public static boolean parseBool(String key, String v) throws BlockException {
-        return switch (v) {
-            case "on", "yes", "true", "y" -> true;
-            case "off", "no", "false", "n" -> false;
-            default -> throw new BlockException(Errno.EINVAL, "Parameter '" + key + "' expects 'on' or 'off'");
-        };
+        if (v != null && TRUE_SPELLINGS.contains(v)) {
+            return true;
+        }
+        if (v != null && FALSE_SPELLINGS.contains(v)) {
+            return false;
+        }
+        throw new BlockException(Errno.EINVAL, "Parameter '" + key + "' expects 'on' or 'off'");
     }
 
     @Override

@@ -1,23 +1,33 @@
 package io.jblock.options;
 
+import io.jblock.block.AioMode;
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
-import io.jblock.block.CacheOptions;
 import io.jblock.block.DetectZeroes;
 import io.jblock.block.DiscardMode;
 import io.jblock.block.Drive;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeOptions;
 import io.jblock.block.NodeSettings;
+import io.jblock.filter.SnapshotOverlay;
 
-/** Opens a {@link Drive} from a {@link DriveConfig}: validates the drive-level pairs, opens the graph. */
+import java.nio.file.Path;
+
+/**
+ * Opens a {@link Drive} from a {@link DriveConfig}: opens the graph with the
+ * drive's settings as the root's defaults, checks the pairs that span drive
+ * and root, and with {@code snapshot=on} puts a {@link SnapshotOverlay} on top
+ * of an image opened read-only, as QEMU's BDRV_O_SNAPSHOT does.
+ */
 public final class DriveOpener {
     private final GraphOpener graph;
+    private Path snapshotDirectory;
 
     public DriveOpener(GraphOpener graph) {
         this.graph = graph;
     }
 
+    /** The standard drivers and engines. */
     public static DriveOpener standard() {
         return new DriveOpener(GraphOpener.standard());
     }
@@ -26,28 +36,38 @@ public final class DriveOpener {
         return graph;
     }
 
+    /** Where snapshot overlays keep their temporary files (default: {@link SnapshotOverlay#temporaryDirectory()}). */
+    public DriveOpener snapshotDirectory(Path dir) {
+        this.snapshotDirectory = dir;
+        return this;
+    }
+
     public Drive open(DriveConfig c) throws BlockException {
         NodeOptions o = c.options;
-        // Explicit cache.* keys win over cache=; cache.writeback belongs to the drive, the others to the root node.
-        Boolean writeback = o.takeBool("cache.writeback").orElse(null);
-        CacheOptions cache = c.cache.override(writeback, null, null);
-        if (c.detectZeroes == DetectZeroes.UNMAP && c.discard != DiscardMode.UNMAP) {
-            throw new BlockException(Errno.EINVAL,
-                    "setting detect-zeroes to unmap is not allowed without setting discard operation to unmap");
-        }
-        boolean direct = o.has("cache.direct") ? NodeOptions.parseBool("cache.direct", o.peek("cache.direct"))
-                : cache.direct();
-        if (c.aio == io.jblock.block.AioMode.NATIVE && !direct) {
-            throw new BlockException(Errno.EINVAL,
-                    "aio=native was specified, but it requires cache.direct=on, which was not specified.");
-        }
-        NodeSettings root = new NodeSettings(NodeSettings.autoName(), c.readOnly, cache.direct(), cache.noFlush(),
-                c.discard);
-        graph.defaultAio(c.aio).allowProbe(c.allowProbe).warnings(c.warnings);
-        BlockNode node = graph.open(c.filename, o, root);
         if (c.snapshot) {
-            throw new BlockException(Errno.ENOTSUP, "snapshot=on is not supported yet");
+            // bdrv_open_inherit drops read-only for the image under a temporary overlay: it is always read-only.
+            o.take("read-only");
         }
-        return new Drive(c.id, node, cache.writeback(), c.readOnly, c.detectZeroes);
+        NodeSettings rootDefaults = new NodeSettings(NodeSettings.autoName(), c.readOnly || c.snapshot,
+                c.cache.direct(), c.cache.noFlush(), c.discard);
+        graph.defaultAio(c.aio).allowProbe(c.allowProbe).warnings(c.warnings);
+        BlockNode node = graph.open(c.filename, o, rootDefaults);
+        try {
+            DetectZeroes dz = c.detectZeroes != DetectZeroes.OFF ? c.detectZeroes : graph.rootDetectZeroes();
+            DiscardMode discard = c.snapshot ? c.discard : node.settings().discard();
+            if (dz == DetectZeroes.UNMAP && discard != DiscardMode.UNMAP) {
+                throw new BlockException(Errno.EINVAL, DriveMessages.DETECT_ZEROES_UNMAP_NEEDS_DISCARD);
+            }
+            if (c.snapshot) {
+                NodeSettings overlay = new NodeSettings(NodeSettings.autoName(), c.readOnly, false, true, c.discard);
+                node = snapshotDirectory != null
+                        ? SnapshotOverlay.open(node, overlay, graph.engine(AioMode.THREADS), snapshotDirectory)
+                        : SnapshotOverlay.open(node, overlay, graph.engine(AioMode.THREADS));
+            }
+            return new Drive(c.id, node, c.cache.writeback(), c.readOnly, dz);
+        } catch (BlockException e) {
+            node.close();
+            throw e;
+        }
     }
 }
