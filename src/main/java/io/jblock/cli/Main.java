@@ -23,7 +23,7 @@ public final class Main {
 
     static {
         TOOLS.put("img", new Entry("qemu-img", () -> notYet("img")));
-        TOOLS.put("io", new Entry("qemu-io", () -> notYet("io")));
+        TOOLS.put("io", new Entry("qemu-io", () -> new io.jblock.cli.io.IoTool()));
         TOOLS.put("nbd", new Entry("qemu-nbd", () -> notYet("nbd")));
         TOOLS.put("serve", new Entry(null, () -> notYet("serve")));
     }
