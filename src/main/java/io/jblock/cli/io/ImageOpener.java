@@ -86,8 +86,13 @@ final class ImageOpener {
         }
         boolean readOnly = r.readOnly;
         if (o.has("read-only") && NodeOptions.parseBool("read-only", o.peek("read-only"))) {
+            if (!r.readOnly) {
+                // qemu-io asked for a writable image and the options made the node read-only.
+                throw new BlockException(Errno.EPERM, "Block node is read-only");
+            }
             readOnly = true;
         }
+        probeFileChild(r.filename, o);
         if (o.has("force-share") && NodeOptions.parseBool("force-share", o.peek("force-share")) && !readOnly) {
             throw new BlockException(Errno.EINVAL, "force-share=on can only be used with read-only images");
         }
@@ -109,6 +114,24 @@ final class ImageOpener {
                 r.cache.noFlush(), r.discard);
         return new Drive("", new SnapshotOverlay(settings, base), r.cache.writeback(), r.readOnly,
                 DetectZeroes.OFF);
+    }
+
+    /**
+     * Options that name only the file ({@code file.filename=x}, perhaps with
+     * {@code file.driver=file}) and no format: QEMU probes the format of that
+     * file, as it does for a plain file name, so they are turned into one.
+     */
+    private static void probeFileChild(String filename, NodeOptions o) {
+        if (filename != null || o.has("driver") || !o.has("file.filename")) {
+            return;
+        }
+        boolean onlyFile = o.remaining().keySet().stream().filter(k -> k.startsWith("file."))
+                .allMatch(k -> k.equals("file.filename") || (k.equals("file.driver")
+                        && o.peek("file.driver").equals("file")));
+        if (onlyFile) {
+            o.take("file.driver");
+            o.put("filename", o.take("file.filename").orElseThrow());
+        }
     }
 
     /**

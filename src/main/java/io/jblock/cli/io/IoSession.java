@@ -23,6 +23,11 @@ final class IoSession {
     Drive drive;
     /** How {@link #drive} was opened, for reopen. */
     ImageOpener.Request request;
+    /**
+     * Whether a writing command has run on this image: qemu-io then holds
+     * write permission on it for good, and a reopen to read-only fails.
+     */
+    boolean writePermission;
     /** Set by quit. */
     boolean quit;
     /** Set by abort and fatal signals: the exit status the process dies with. */
@@ -102,6 +107,9 @@ final class IoSession {
             error("Block node is read-only");
             return -1;
         }
+        if (ct.writes()) {
+            writePermission = true;
+        }
         return ct.action().run(this, argv);
     }
 
@@ -146,6 +154,7 @@ final class IoSession {
             }
             drive = null;
             request = null;
+            writePermission = false;
         }
     }
 

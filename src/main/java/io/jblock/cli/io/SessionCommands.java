@@ -188,6 +188,10 @@ final class SessionCommands {
             s.error(e.getMessage());
             return -1;
         }
+        if (r.readOnly && s.writePermission) {
+            s.error("Read-only block node '" + s.drive.root().nodeName() + "' cannot support read-write users");
+            return -1;
+        }
         Drive old = s.drive;
         s.drainAio();
         try {
