@@ -49,7 +49,8 @@ final class ImageCommands {
             }
         }
         List<String> ops = a.operands();
-        if (ops.size() != 1) {
+        if (ops.isEmpty()) {
+            // qemu-io 7.2 crashes here (it parses a NULL argument); jblock prints the usage instead.
             return self.usage(s);
         }
         Long length = Args.size(s, ops.get(0));

@@ -40,6 +40,7 @@ final class ImageOpener {
         DiscardMode discard = DiscardMode.UNMAP;
         AioMode aio = AioMode.THREADS;
         boolean forceShare;
+        boolean copyOnRead;
 
         Request copy() {
             Request r = new Request();
@@ -51,6 +52,7 @@ final class ImageOpener {
             r.discard = discard;
             r.aio = aio;
             r.forceShare = forceShare;
+            r.copyOnRead = copyOnRead;
             return r;
         }
     }
@@ -91,6 +93,9 @@ final class ImageOpener {
                 throw new BlockException(Errno.EPERM, "Block node is read-only");
             }
             readOnly = true;
+        }
+        if (r.copyOnRead && readOnly) {
+            throw new BlockException(Errno.EINVAL, "Can't use copy-on-read on read-only device");
         }
         probeFileChild(r.filename, o);
         if (o.has("force-share") && NodeOptions.parseBool("force-share", o.peek("force-share")) && !readOnly) {

@@ -24,8 +24,10 @@ final class IoSession {
     /** How {@link #drive} was opened, for reopen. */
     ImageOpener.Request request;
     /**
-     * Whether a writing command has run on this image: qemu-io then holds
-     * write permission on it for good, and a reopen to read-only fails.
+     * Whether qemu-io holds write permission on the image: taken when it is
+     * opened writable or when a writing command runs, dropped only by
+     * {@code reopen -r}. While it is held, a reopen that makes the image
+     * read-only through {@code -o read-only=on} fails.
      */
     boolean writePermission;
     /** Set by quit. */

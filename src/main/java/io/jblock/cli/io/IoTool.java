@@ -82,7 +82,7 @@ public final class IoTool implements Tool {
             switch (c) {
                 case 's' -> r.snapshot = true;
                 case 'n' -> r.cache = CacheMode.NONE.options();
-                case 'C' -> { /* copy-on-read: without a backing file there is nothing to copy */ }
+                case 'C' -> r.copyOnRead = true;
                 case 'd' -> {
                     DiscardMode d = Choice.parse(DiscardMode.class, g.optarg()).orElse(null);
                     if (d == null) {

@@ -37,6 +37,7 @@ final class SessionCommands {
         try {
             s.drive = ImageOpener.open(r, w -> s.err.print(w + "\n"));
             s.request = r;
+            s.writePermission = !s.drive.isReadOnly();
             return true;
         } catch (ImageOpener.RequestException e) {
             s.error(e.getMessage());
@@ -55,7 +56,7 @@ final class SessionCommands {
             switch (c) {
                 case 's' -> r.snapshot = true;
                 case 'n' -> r.cache = CacheMode.NONE.options();
-                case 'C' -> { /* copy-on-read: without a backing file there is nothing to copy */ }
+                case 'C' -> r.copyOnRead = true;
                 case 'r' -> r.readOnly = true;
                 case 'k' -> r.aio = AioMode.NATIVE;
                 case 't' -> {
@@ -112,6 +113,7 @@ final class SessionCommands {
         IoCommand self = s.commands.get("reopen");
         ImageOpener.Request r = s.request.copy();
         Boolean readOnly = null;
+        boolean readOnlyByFlag = false;
         CacheOptions cache = null;
         LinkedHashMap<String, String> opts = new LinkedHashMap<>();
         Args a = new Args(s, argv, "c:o:rw");
@@ -147,6 +149,9 @@ final class SessionCommands {
                     return -1;
                 }
                 readOnly = NodeOptions.parseBool("read-only", opts.remove("read-only"));
+            }
+            else if (readOnly != null) {
+                readOnlyByFlag = readOnly;
             }
             if (readOnly != null) {
                 r.readOnly = readOnly;
@@ -187,6 +192,10 @@ final class SessionCommands {
         } catch (BlockException e) {
             s.error(e.getMessage());
             return -1;
+        }
+        if (readOnlyByFlag) {
+            // reopen -r gives up write permission before reopening.
+            s.writePermission = false;
         }
         if (r.readOnly && s.writePermission) {
             s.error("Read-only block node '" + s.drive.root().nodeName() + "' cannot support read-write users");

@@ -89,8 +89,9 @@ final class WriteCommands {
         if (count == null) {
             return -1;
         }
-        if (count > Args.MAX_REQUEST) {
-            s.out.print("length cannot exceed " + Args.MAX_REQUEST + ", given " + ops.get(1) + "\n");
+        if (count > Args.MAX_REQUEST && !WriteFlags.has(flags, WriteFlags.NO_FALLBACK)) {
+            // Only a zero-write that may not fall back to writing buffers can be larger.
+            s.out.print("length cannot exceed " + Args.MAX_REQUEST + " without -n, given " + ops.get(1) + "\n");
             return -1;
         }
         if ((vmState || compressed)
