@@ -30,6 +30,8 @@ final class IoSession {
      * read-only through {@code -o read-only=on} fails.
      */
     boolean writePermission;
+    /** {@code --image-opts}: file names given to {@code open} are option strings too. */
+    boolean imageOpts;
     /** Set by quit. */
     boolean quit;
     /** Set by abort and fatal signals: the exit status the process dies with. */

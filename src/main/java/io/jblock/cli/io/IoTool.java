@@ -144,6 +144,7 @@ public final class IoTool implements Tool {
             s.error("--image-opts and -f are mutually exclusive");
             return 1;
         }
+        s.imageOpts = imageOpts;
         if (operands.size() == 1) {
             if (imageOpts) {
                 QemuOptsText.parse(operands.getFirst(), r.options, s::warn);

@@ -83,7 +83,13 @@ final class SessionCommands {
                     }
                     r.aio = m;
                 }
-                case 'o' -> QemuOptsText.parse(a.optarg(), opts, s::warn);
+                case 'o' -> {
+                    if (s.imageOpts) {
+                        s.out.print("--image-opts and 'open -o' are mutually exclusive\n");
+                        return -1;
+                    }
+                    QemuOptsText.parse(a.optarg(), opts, s::warn);
+                }
                 case 'U' -> r.forceShare = true;
                 default -> {
                     return self.usage(s);
@@ -94,7 +100,11 @@ final class SessionCommands {
         if (ops.size() > 1) {
             return self.usage(s);
         }
-        r.filename = ops.isEmpty() ? null : ops.get(0);
+        if (s.imageOpts && !ops.isEmpty()) {
+            QemuOptsText.parse(ops.get(0), opts, s::warn);
+        } else {
+            r.filename = ops.isEmpty() ? null : ops.get(0);
+        }
         r.options = opts;
         return openFile(s, r) ? 0 : -1;
     }
