@@ -115,7 +115,8 @@ public final class IoTool implements Tool {
                 case 'T' -> trace(s, g.optarg());
                 case 'V' -> {
                     s.out.print(s.prog + " version " + QEMU_VERSION + " (jblock " + jblockVersion() + ")\n");
-                    s.out.print("Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers\n");
+                    // The first line is what scripts parse; the second says what this is, instead of QEMU's copyright.
+                    s.out.print("jblock: a reimplementation of qemu-io's interface, not QEMU\n");
                     return 0;
                 }
                 case 'h' -> {
@@ -249,6 +250,12 @@ public final class IoTool implements Tool {
         return v != null ? v : "dev";
     }
 
+    /**
+     * Deliberate difference: qemu-io's usage ends by sending bug reports to
+     * QEMU; jblock's bugs are not QEMU's.
+     */
+    static final String BUG_REPORTS = "Report bugs in jblock io to the jblock project, not to QEMU.\n";
+
     private static void usage(IoSession s) {
         String name = s.prog;
         s.out.print("Usage: " + name + " [OPTIONS]... [-c STRING]... [file]\n"
@@ -279,7 +286,6 @@ public final class IoTool implements Tool {
                 + "\n"
                 + "See '" + name + " -c help' for information on available commands.\n"
                 + "\n"
-                + "See <https://qemu.org/contribute/report-a-bug> for how to report bugs.\n"
-                + "More information on the QEMU project at <https://qemu.org>.\n");
+                + BUG_REPORTS);
     }
 }

@@ -32,6 +32,10 @@ final class QemuIoOracle {
     private static final Pattern STATS = Pattern.compile("(?m)^(.*, \\d+ ops; ).*$");
     private static final Pattern MACHINE_STATS = Pattern.compile("(?m)^(-?\\d+),(\\d+),[0-9:.]+,[^,\\n]+,[^,\\n]+$");
     private static final Pattern NODE_NAME = Pattern.compile("#block\\d+");
+    /** The end of the usage text, where jblock deliberately differs (see IoTool.BUG_REPORTS). */
+    private static final Pattern QEMU_BUG_REPORTS = Pattern.compile(
+            "See <https://qemu.org/contribute/report-a-bug> for how to report bugs.\n"
+                    + "More information on the QEMU project at <https://qemu.org>.\n");
 
     /** What one tool did: its output streams, exit status and the image it worked on. */
     record Outcome(String stdout, String stderr, int status, Path image) {
@@ -89,7 +93,8 @@ final class QemuIoOracle {
     }
 
     static String mask(String text, Path image) {
-        String s = text.replace(image.toString(), "IMG");
+        String s = text.replace(image.toString(), "IMG").replace(IoTool.BUG_REPORTS, "BUG REPORTS\n");
+        s = QEMU_BUG_REPORTS.matcher(s).replaceAll("BUG REPORTS\n");
         s = STATS.matcher(s).replaceAll("$1TIME");
         s = MACHINE_STATS.matcher(s).replaceAll("$1,$2,TIME");
         return NODE_NAME.matcher(s).replaceAll("#blockN");
