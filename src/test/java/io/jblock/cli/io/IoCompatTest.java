@@ -44,6 +44,8 @@ class IoCompatTest {
                 raw("whole image write and read", "write -P 0x66 0 1M", "read -P 0x66 0 1M"),
                 raw("write zeroes, with unmap, with FUA", "write -P 0x77 0 64k", "write -z 0 512",
                         "write -z -u 4096 4096", "write -f 0 512", "write -q 0 1", "read -v 0 32"),
+                raw("zero-write with unmap reads as zero", "write -P 0x22 0 1M", "write -z -u 4k 60k",
+                        "read -P 0 4k 60k", "read -P 0x22 64k 64k", "map"),
                 raw("write option conflicts", "write -n 0 512", "write -u 0 512", "write -b -z 0 512",
                         "write -f -c 0 512", "write -z -P 1 0 512", "write -n -u 0 1", "write -b -z -f 0 1",
                         "write -c -f -z -P 1 0 1", "write -z -u -P 1 0 1"),

@@ -34,8 +34,6 @@ class IoSparseCompatTest {
         return List.of(
                 raw("discard punches a hole that reads as zero", "write -P 0x11 0 1M", "discard 64k 64k",
                         "discard 0 1", "read -v 0 16", "read -P 0 64k 64k", "map", "alloc 0 1M"),
-                raw("zero-write with unmap punches a hole", "write -P 0x22 0 1M", "write -z -u 4k 60k",
-                        "read -P 0 4k 60k", "map"),
                 raw("zero-write without fallback", "write -P 0x33 0 64k", "write -z -n 0 512",
                         "read -P 0 0 512"),
                 raw("zero-write without fallback beyond the request limit", "write -z -n 0 3G",
