@@ -5,6 +5,7 @@ import io.jblock.block.BlockException;
 import io.jblock.block.CacheMode;
 import io.jblock.block.CacheOptions;
 import io.jblock.block.Choice;
+import io.jblock.block.DetectZeroes;
 import io.jblock.block.DiscardMode;
 import io.jblock.block.Drive;
 import io.jblock.block.NodeOptions;
@@ -213,6 +214,12 @@ final class SessionCommands {
         }
         Drive old = s.drive;
         s.drainAio();
+        if (r.snapshot && !old.root().isReadOnly()) {
+            // The snapshot layer holds everything written so far: keep it, change only the drive's settings.
+            s.drive = new Drive("", old.root(), r.cache.writeback(), r.readOnly, DetectZeroes.OFF);
+            s.request = r;
+            return 0;
+        }
         try {
             s.drive = ImageOpener.open(r, w -> { });
         } catch (ImageOpener.RequestException | BlockException e) {
