@@ -112,7 +112,11 @@ public final class IoTool implements Tool {
                     }
                     r.cache = cache;
                 }
-                case 'T' -> trace(s, g.optarg());
+                case 'T' -> {
+                    if (!TraceOption.apply(s, g.optarg())) {
+                        return 1;
+                    }
+                }
                 case 'V' -> {
                     s.out.print(s.prog + " version " + QEMU_VERSION + " (jblock " + jblockVersion() + ")\n");
                     // The first line is what scripts parse; the second says what this is, instead of QEMU's copyright.
@@ -216,20 +220,6 @@ public final class IoTool implements Tool {
             return null;
         }
         return line.toString(StandardCharsets.UTF_8);
-    }
-
-    /**
-     * {@code -T}: jblock has no trace events, so a plain event name is
-     * unknown (QEMU warns), a pattern matches nothing (QEMU is silent).
-     */
-    private static void trace(IoSession s, String spec) {
-        LinkedHashMap<String, String> opts = new LinkedHashMap<>();
-        String first = spec.contains("=") ? null : spec.split(",", 2)[0];
-        QemuOptsText.parse(spec.contains("=") ? spec : spec.replaceFirst("^[^,]*", "enable=$0"), opts, w -> { });
-        String pattern = first != null ? first : opts.get("enable");
-        if (pattern != null && !pattern.isEmpty() && pattern.indexOf('*') < 0 && pattern.indexOf('?') < 0) {
-            s.warn("trace event '" + pattern + "' does not exist");
-        }
     }
 
     /** {@code --object}: secrets are accepted (no jblock format uses one yet); other types are refused as QEMU does. */
