@@ -77,6 +77,7 @@ public final class IoTool implements Tool {
         List<String> commands = new ArrayList<>();
         String format = null;
         boolean imageOpts = false;
+        ObjectOption objects = new ObjectOption();
         Getopt g = new Getopt(s.prog, args, "hVc:d:f:rsnCmki:t:T:U", LONG_OPTIONS, s.err);
         for (int c; (c = g.next()) != -1; ) {
             switch (c) {
@@ -129,8 +130,12 @@ public final class IoTool implements Tool {
                 }
                 case 'U' -> r.forceShare = true;
                 case OPTION_OBJECT -> {
-                    if (!object(s, g.optarg())) {
+                    boolean[] exit = {false};
+                    if (!objects.add(s, g.optarg(), exit)) {
                         return 1;
+                    }
+                    if (exit[0]) {
+                        return 0;
                     }
                 }
                 case OPTION_IMAGE_OPTS -> imageOpts = true;
@@ -220,19 +225,6 @@ public final class IoTool implements Tool {
             return null;
         }
         return line.toString(StandardCharsets.UTF_8);
-    }
-
-    /** {@code --object}: secrets are accepted (no jblock format uses one yet); other types are refused as QEMU does. */
-    private static boolean object(IoSession s, String spec) {
-        String type = spec.split(",", 2)[0];
-        if (type.startsWith("qom-type=")) {
-            type = type.substring("qom-type=".length());
-        }
-        if (!type.equals("secret")) {
-            s.error("Parameter 'qom-type' does not accept value '" + type + "'");
-            return false;
-        }
-        return true;
     }
 
     private static String jblockVersion() {

@@ -252,6 +252,16 @@ class IoCompatTest {
                         "write 0 1"),
                 of("objects", "--object", "secret,id=s0,data=x", "-c", "sleep 0"),
                 of("objects of unknown types", "--object", "x", "-c", "help"),
+                of("objects qemu-io cannot create", "--object", "iothread,id=x", "-c", "sleep 0"),
+                of("object help", "--object", "help", "-c", "sleep 0"),
+                of("objects need an id", "--object", "secret", "-c", "sleep 0"),
+                of("object ids are unique", "--object", "secret,id=a,data=x", "--object", "secret,id=a,data=y",
+                        "-c", "sleep 0"),
+                of("secrets need data or a file", "--object", "qom-type=secret,id=a", "-c", "sleep 0"),
+                of("secrets take data or a file, not both", "--object", "secret,id=a,data=x,file=/x", "-c",
+                        "sleep 0"),
+                of("secrets refuse unknown parameters", "--object", "secret,id=a,bogus=1", "-c", "sleep 0"),
+                of("other creatable objects", "--object", "throttle-group,id=t", "-c", "sleep 0"),
 
                 // ------------------------------------------------ commands and the loop
                 of("help lists every command", "-c", "help"),
