@@ -13,6 +13,22 @@ final class QemuOptsText {
     private QemuOptsText() {
     }
 
+    /**
+     * {@code open -o} and {@code reopen -o}: options merged over several
+     * {@code -o}, where {@code id} is refused (QemuOpts keeps it apart and
+     * these lists take none). False after printing the error.
+     */
+    static boolean parseMerged(IoSession s, String text, LinkedHashMap<String, String> into) {
+        LinkedHashMap<String, String> these = new LinkedHashMap<>();
+        parse(text, these, s::warn);
+        if (these.containsKey("id")) {
+            s.error("Invalid parameter 'id'");
+            return false;
+        }
+        into.putAll(these);
+        return true;
+    }
+
     /** Adds the pairs of {@code text} to {@code into}, later keys replacing earlier ones. */
     static void parse(String text, LinkedHashMap<String, String> into, Consumer<String> warn) {
         int i = 0;

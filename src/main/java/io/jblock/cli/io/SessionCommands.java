@@ -89,7 +89,9 @@ final class SessionCommands {
                         s.out.print("--image-opts and 'open -o' are mutually exclusive\n");
                         return -1;
                     }
-                    QemuOptsText.parse(a.optarg(), opts, s::warn);
+                    if (!QemuOptsText.parseMerged(s, a.optarg(), opts)) {
+                        return -1;
+                    }
                 }
                 case 'U' -> r.forceShare = true;
                 default -> {
@@ -137,7 +139,11 @@ final class SessionCommands {
                         return -1;
                     }
                 }
-                case 'o' -> QemuOptsText.parse(a.optarg(), opts, s::warn);
+                case 'o' -> {
+                    if (!QemuOptsText.parseMerged(s, a.optarg(), opts)) {
+                        return -1;
+                    }
+                }
                 case 'r', 'w' -> {
                     if (readOnly != null) {
                         s.error("Only one -r/-w option may be given");
