@@ -75,7 +75,13 @@ final class IoSession {
             err.print("command \"" + argv[0] + "\" not found\n");
             return false;
         }
-        return run(ct, argv) == 0;
+        try {
+            return run(ct, argv) == 0;
+        } catch (OutOfMemoryError e) {
+            // A request's buffer did not fit in the heap: the command fails, the run goes on.
+            error(argv[0] + ": not enough memory for this request (raise the JVM's -Xmx)");
+            return false;
+        }
     }
 
     IoCommand find(String name) {
