@@ -103,6 +103,12 @@ final class ImageOpener {
         }
         DriveConfig c = new DriveConfig();
         c.filename = r.filename;
+        if (c.filename != null && c.filename.startsWith("file:")) {
+            // "file:" names the protocol. The graph opener strips it only for the probe, so with a
+            // format given it reached the file driver as part of the name, and the probing warning
+            // named it (reported); QEMU strips it everywhere.
+            c.filename = c.filename.substring("file:".length());
+        }
         c.options = o;
         c.cache = r.cache;
         // Under -s the image is only read: the overlay takes the writes.
