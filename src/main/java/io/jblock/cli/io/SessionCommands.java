@@ -1,0 +1,336 @@
+package io.jblock.cli.io;
+
+import io.jblock.block.AioMode;
+import io.jblock.block.BlockException;
+import io.jblock.block.CacheMode;
+import io.jblock.block.CacheOptions;
+import io.jblock.block.Choice;
+import io.jblock.block.DetectZeroes;
+import io.jblock.block.DiscardMode;
+import io.jblock.block.Drive;
+import io.jblock.block.NodeOptions;
+import io.jblock.options.CacheModes;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/** open, close, reopen, help, quit, sleep, and the debugging commands (abort, sigraise, breakpoints). */
+final class SessionCommands {
+    /** Signals whose default action leaves the process running (or that qemu-io ignores, as SIGPIPE). */
+    private static final Set<Long> HARMLESS_SIGNALS = Set.of(0L, 13L, 17L, 18L, 19L, 20L, 21L, 22L, 23L, 28L);
+    /** Linux's NSIG: qemu-io refuses signal numbers above it. */
+    private static final long NSIG = 65;
+
+    private SessionCommands() {
+    }
+
+    /**
+     * qemu-io's openfile: refuses when an image is open, and reports a failed
+     * open as "can't open device NAME: why" (without the name for option strings).
+     */
+    static boolean openFile(IoSession s, ImageOpener.Request r) {
+        if (s.drive != null) {
+            s.error("file open already, try 'help close'");
+            return false;
+        }
+        try {
+            s.drive = ImageOpener.open(r, w -> s.err.print(w + "\n"));
+            s.request = r;
+            s.writePermission = !s.drive.isReadOnly();
+            return true;
+        } catch (ImageOpener.RequestException e) {
+            s.error(e.getMessage());
+        } catch (BlockException e) {
+            s.error("can't open" + (r.filename != null ? " device " + r.filename : "") + ": " + e.getMessage());
+        }
+        return false;
+    }
+
+    static int open(IoSession s, String[] argv) {
+        IoCommand self = s.commands.get("open");
+        ImageOpener.Request r = new ImageOpener.Request();
+        LinkedHashMap<String, String> opts = new LinkedHashMap<>();
+        Args a = new Args(s, argv, "snCro:kt:d:i:U");
+        for (int c; (c = a.next()) != -1; ) {
+            switch (c) {
+                case 's' -> r.snapshot = true;
+                case 'n' -> r.cache = CacheMode.NONE.options();
+                case 'C' -> r.copyOnRead = true;
+                case 'r' -> r.readOnly = true;
+                case 'k' -> r.aio = AioMode.NATIVE;
+                case 't' -> {
+                    CacheOptions cache = CacheModes.parse(a.optarg()).orElse(null);
+                    if (cache == null) {
+                        s.error("Invalid cache option: " + a.optarg());
+                        return -1;
+                    }
+                    r.cache = cache;
+                }
+                case 'd' -> {
+                    DiscardMode d = Choice.parse(DiscardMode.class, a.optarg()).orElse(null);
+                    if (d == null) {
+                        s.error("Invalid discard option: " + a.optarg());
+                        return -1;
+                    }
+                    r.discard = d;
+                }
+                case 'i' -> {
+                    AioMode m = Choice.parse(AioMode.class, a.optarg()).orElse(null);
+                    if (m == null) {
+                        s.error("Invalid aio option: " + a.optarg());
+                        return -1;
+                    }
+                    r.aio = m;
+                }
+                case 'o' -> {
+                    if (s.imageOpts) {
+                        s.out.print("--image-opts and 'open -o' are mutually exclusive\n");
+                        return -1;
+                    }
+                    if (!QemuOptsText.parseMerged(s, a.optarg(), opts)) {
+                        return -1;
+                    }
+                }
+                case 'U' -> r.forceShare = true;
+                default -> {
+                    return self.usage(s);
+                }
+            }
+        }
+        List<String> ops = a.operands();
+        if (ops.size() > 1) {
+            return self.usage(s);
+        }
+        if (s.imageOpts && !ops.isEmpty()) {
+            QemuOptsText.parse(ops.get(0), opts, s::warn);
+        } else {
+            r.filename = ops.isEmpty() ? null : ops.get(0);
+        }
+        r.options = opts;
+        return openFile(s, r) ? 0 : -1;
+    }
+
+    static int close(IoSession s, String[] argv) {
+        s.closeImage();
+        return 0;
+    }
+
+    /**
+     * Opens the image again with some settings changed. jblock's drives keep
+     * their settings for life, so this opens a new drive and closes the old
+     * one; if the new open fails the old drive stays.
+     */
+    static int reopen(IoSession s, String[] argv) {
+        IoCommand self = s.commands.get("reopen");
+        ImageOpener.Request r = s.request.copy();
+        Boolean readOnly = null;
+        boolean readOnlyByFlag = false;
+        CacheOptions cache = null;
+        LinkedHashMap<String, String> opts = new LinkedHashMap<>();
+        Args a = new Args(s, argv, "c:o:rw");
+        for (int c; (c = a.next()) != -1; ) {
+            switch (c) {
+                case 'c' -> {
+                    cache = CacheModes.parse(a.optarg()).orElse(null);
+                    if (cache == null) {
+                        s.error("Invalid cache option: " + a.optarg());
+                        return -1;
+                    }
+                }
+                case 'o' -> {
+                    if (!QemuOptsText.parseMerged(s, a.optarg(), opts)) {
+                        return -1;
+                    }
+                }
+                case 'r', 'w' -> {
+                    if (readOnly != null) {
+                        s.error("Only one -r/-w option may be given");
+                        return -1;
+                    }
+                    readOnly = c == 'r';
+                }
+                default -> {
+                    return self.usage(s);
+                }
+            }
+        }
+        if (!a.operands().isEmpty()) {
+            return self.usage(s);
+        }
+        try {
+            if (opts.containsKey("read-only")) {
+                if (readOnly != null) {
+                    s.error("Cannot set both -r/-w and 'read-only'");
+                    return -1;
+                }
+                readOnly = NodeOptions.parseBool("read-only", opts.remove("read-only"));
+            }
+            else if (readOnly != null) {
+                readOnlyByFlag = readOnly;
+            }
+            if (readOnly != null) {
+                r.readOnly = readOnly;
+                r.options.remove("read-only");
+            }
+            boolean direct = opts.containsKey("cache.direct");
+            boolean noFlush = opts.containsKey("cache.no-flush");
+            if (direct || noFlush) {
+                if (cache != null) {
+                    s.error("Cannot set both -c and the cache options");
+                    return -1;
+                }
+                r.cache = r.cache.override(null,
+                        direct ? NodeOptions.parseBool("cache.direct", opts.remove("cache.direct")) : null,
+                        noFlush ? NodeOptions.parseBool("cache.no-flush", opts.remove("cache.no-flush")) : null);
+                r.options.remove("cache.direct");
+                r.options.remove("cache.no-flush");
+            } else if (cache != null) {
+                r.cache = cache;
+                r.options.remove("cache.direct");
+                r.options.remove("cache.no-flush");
+            }
+            for (Map.Entry<String, String> e : opts.entrySet()) {
+                String key = e.getKey();
+                if (key.equals("discard")) {
+                    DiscardMode d = Choice.parse(DiscardMode.class, e.getValue()).orElse(null);
+                    if (d == null) {
+                        s.error("Invalid discard option");
+                        return -1;
+                    }
+                    r.discard = d;
+                    r.options.remove("discard");
+                } else if (!(key.equals("driver") && e.getValue().equals(s.drive.root().driverName()))) {
+                    s.error("Cannot change the option '" + key + "'");
+                    return -1;
+                }
+            }
+        } catch (BlockException e) {
+            s.error(e.getMessage());
+            return -1;
+        }
+        if (readOnlyByFlag) {
+            // reopen -r gives up write permission before reopening.
+            s.writePermission = false;
+        }
+        if (r.readOnly && s.writePermission) {
+            s.error("Read-only block node '" + s.drive.root().nodeName() + "' cannot support read-write users");
+            return -1;
+        }
+        Drive old = s.drive;
+        s.drainAio();
+        if (r.snapshot && !old.root().isReadOnly()) {
+            // The snapshot layer holds everything written so far: keep it, change only the drive's settings.
+            s.drive = new Drive("", old.root(), r.cache.writeback(), r.readOnly, DetectZeroes.OFF);
+            s.request = r;
+            return 0;
+        }
+        try {
+            s.drive = ImageOpener.open(r, w -> { });
+        } catch (ImageOpener.RequestException | BlockException e) {
+            s.error(e.getMessage());
+            return -1;
+        }
+        s.request = r;
+        try {
+            old.close();
+        } catch (BlockException e) {
+            s.error(e.getMessage());
+        }
+        return 0;
+    }
+
+    static int help(IoSession s, String[] argv) {
+        if (argv.length == 1) {
+            for (IoCommand c : s.commands.values()) {
+                oneLine(s, c.name(), c);
+            }
+            s.out.print("\nUse 'help commandname' for extended help.\n");
+            return 0;
+        }
+        IoCommand c = s.find(argv[1]);
+        if (c == null) {
+            s.out.print("command " + argv[1] + " not found\n");
+            return -1;
+        }
+        oneLine(s, argv[1], c);
+        if (c.help() != null) {
+            s.out.print(c.help());
+        }
+        return 0;
+    }
+
+    private static void oneLine(IoSession s, String name, IoCommand c) {
+        s.out.print(name + " " + (c.args() != null ? c.args() + " " : "") + "-- " + c.oneline() + "\n");
+    }
+
+    static int quit(IoSession s, String[] argv) {
+        s.quit = true;
+        return 0;
+    }
+
+    static int sleep(IoSession s, String[] argv) {
+        Long ms = QemuNumbers.strtol0(argv[1]);
+        if (ms == null || ms < 0) {
+            s.out.print(argv[1] + " is not a valid number\n");
+            return -1;
+        }
+        s.drainAio();
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return 0;
+    }
+
+    /** Ends the run as abort(3) would: the shell sees 128 + SIGABRT. */
+    static int abort(IoSession s, String[] argv) {
+        s.killedWith = 128 + 6;
+        s.quit = true;
+        return 0;
+    }
+
+    static int sigraise(IoSession s, String[] argv) {
+        Long sig = Args.size(s, argv[1]);
+        if (sig == null) {
+            return -1;
+        }
+        if (sig > NSIG) {
+            s.out.print("signal argument '" + argv[1] + "' is too large to be a valid signal\n");
+            return -1;
+        }
+        if (!HARMLESS_SIGNALS.contains(sig)) {
+            // The default action of the signal ends the process; the shell sees 128 + its number.
+            s.killedWith = 128 + sig.intValue();
+            s.quit = true;
+        }
+        return 0;
+    }
+
+    /** Breakpoints need a blkdebug node, which jblock's graphs do not have; QEMU says ENOTSUP then. */
+    static int breakpoint(IoSession s, String[] argv) {
+        s.out.print("Could not set breakpoint: Operation not supported\n");
+        return -1;
+    }
+
+    static int removeBreak(IoSession s, String[] argv) {
+        s.out.print("Could not remove breakpoint " + argv[1] + ": Operation not supported\n");
+        return -1;
+    }
+
+    static int resume(IoSession s, String[] argv) {
+        s.out.print("Could not resume request: Operation not supported\n");
+        return -1;
+    }
+
+    /**
+     * Deliberate difference: without blkdebug qemu-io 7.2 waits forever for a
+     * request that can never be suspended; jblock fails at once instead.
+     */
+    static int waitBreak(IoSession s, String[] argv) {
+        s.out.print("Could not wait for breakpoint " + argv[1] + ": Operation not supported\n");
+        return -1;
+    }
+}
