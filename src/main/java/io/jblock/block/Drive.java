@@ -168,9 +168,32 @@ public final class Drive implements AutoCloseable {
         root.truncate(length, exact, prealloc);
     }
 
+    /**
+     * Flushes (as QEMU's bdrv_close does, so a format's cached metadata
+     * reaches its file on every clean close, in every cache mode) and closes
+     * the graph. The graph is closed even when the flush fails; the first
+     * failure is thrown.
+     */
     @Override
     public void close() throws BlockException {
-        root.close();
+        BlockException failure = null;
+        if (!readOnly) {
+            try {
+                root.flush();
+            } catch (BlockException e) {
+                failure = e;
+            }
+        }
+        try {
+            root.close();
+        } catch (BlockException e) {
+            if (failure == null) {
+                failure = e;
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
     }
 
     private int applyWriteCache(int flags) {

@@ -80,8 +80,8 @@ class CacheModeDurabilityTest {
         Files.write(img, new byte[1 << 16]);
         CountingEngine engine = new CountingEngine();
         DriveOpener opener = new DriveOpener(new GraphOpener(DriverRegistry.standard(), CountingEngine.provider(engine)));
-        try (Arena arena = Arena.ofConfined();
-             Drive d = opener.open(DriveConfig.parseDrive("file=" + img + ",format=raw,cache=" + mode))) {
+        Drive d = opener.open(DriveConfig.parseDrive("file=" + img + ",format=raw,cache=" + mode));
+        try (Arena arena = Arena.ofConfined()) {
             ByteBuffer block = arena.allocate(4096, 4096).asByteBuffer();
             engine.failDatasyncs.set(1);
             boolean writethrough = mode.equals("writethrough") || mode.equals("directsync");
@@ -102,6 +102,9 @@ class CacheModeDurabilityTest {
             }
             org.assertj.core.api.Assertions.assertThatThrownBy(d::flush).isInstanceOf(BlockException.class);
         }
+        // Closing flushes, so it reports the loss too (and still closes the file).
+        org.assertj.core.api.Assertions.assertThatThrownBy(d::close).isInstanceOf(BlockException.class)
+                .hasMessageContaining("earlier fdatasync");
     }
 
     @ParameterizedTest(name = "cache={0}")
