@@ -61,6 +61,19 @@ public final class Main {
         return tool.factory().get().run("jblock " + args[0], Arrays.copyOfRange(args, 1, args.length), in, out, err);
     }
 
+    /**
+     * The tool's argv[0] as it was invoked (a path, when started by path), which
+     * glibc's getopt messages and QEMU's "Try `argv0 --help'" lines print; the
+     * short {@code prog} otherwise (in-process runs, or {@code jblock TOOL}).
+     */
+    public static String argv0(String prog) {
+        String a = System.getProperty("jblock.argv0");
+        if (a != null && prog.equals(System.getProperty("jblock.prog"))) {
+            return a;
+        }
+        return prog;
+    }
+
     /** What {@code -V} prints after the tool's name. */
     public static String versionLine() {
         return "(jblock " + version() + ")";

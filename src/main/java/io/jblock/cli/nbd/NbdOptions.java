@@ -40,7 +40,7 @@ final class NbdOptions {
     static NbdOptions parse(String prog, String[] args, PrintStream out, PrintStream err)
             throws NbdTool.UsageException {
         NbdOptions o = new NbdOptions();
-        Getopt g = new Getopt(prog, args, NbdTool.SHORT_OPTS.substring(1), NbdTool.LONG_OPTS, err);
+        Getopt g = new Getopt(io.jblock.cli.Main.argv0(prog), args, NbdTool.SHORT_OPTS.substring(1), NbdTool.LONG_OPTS, err);
         boolean seenCache = false;
         boolean seenAio = false;
         boolean seenDiscard = false;

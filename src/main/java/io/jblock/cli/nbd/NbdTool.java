@@ -120,8 +120,9 @@ public final class NbdTool implements Tool {
                 err.println(prog + ": " + e.getMessage());
             }
             switch (e.tryHelp) {
-                case PLAIN -> err.println("Try `" + prog + " --help' for more information.");
-                case PREFIXED -> err.println(prog + ": Try `" + prog + " --help' for more information.");
+                case PLAIN -> err.println("Try `" + io.jblock.cli.Main.argv0(prog) + " --help' for more information.");
+                case PREFIXED -> err.println(prog + ": Try `" + io.jblock.cli.Main.argv0(prog)
+                        + " --help' for more information.");
                 case NONE -> { }
             }
             return 1;
