@@ -107,18 +107,9 @@ public abstract class BlockNode implements AutoCloseable {
         if (!src.hasRemaining()) {
             return;
         }
-        boolean fua = WriteFlags.has(flags, WriteFlags.FUA);
-        int driverFlags = flags & ~WriteFlags.FUA;
-        boolean emulateFua = false;
-        if (fua && !settings.noFlush()) {
-            if (capabilities().nativeFua()) {
-                driverFlags |= WriteFlags.FUA;
-            } else {
-                emulateFua = true;
-            }
-        }
+        boolean emulateFua = emulatesFua(flags);
         try {
-            doWrite(offset, src, driverFlags);
+            doWrite(offset, src, driverFlags(flags));
         } finally {
             writeGeneration.incrementAndGet();
         }
@@ -141,18 +132,9 @@ public abstract class BlockNode implements AutoCloseable {
         if (settings.discard() == DiscardMode.IGNORE) {
             flags &= ~WriteFlags.MAY_UNMAP;
         }
-        boolean fua = WriteFlags.has(flags, WriteFlags.FUA);
-        int driverFlags = flags & ~WriteFlags.FUA;
-        boolean emulateFua = false;
-        if (fua && !settings.noFlush()) {
-            if (capabilities().nativeFua()) {
-                driverFlags |= WriteFlags.FUA;
-            } else {
-                emulateFua = true;
-            }
-        }
+        boolean emulateFua = emulatesFua(flags);
         try {
-            doWriteZeroes(offset, length, driverFlags);
+            doWriteZeroes(offset, length, driverFlags(flags));
         } finally {
             writeGeneration.incrementAndGet();
         }
@@ -311,6 +293,24 @@ public abstract class BlockNode implements AutoCloseable {
     /** Default: everything is data, allocated in this node. */
     protected BlockStatus doBlockStatus(long offset, long length) throws BlockException {
         return new BlockStatus(length, BlockStatus.DATA | BlockStatus.ALLOCATED, 1);
+    }
+
+    // ---------------------------------------------------------------- FUA
+
+    /**
+     * The flags the driver sees: FUA only when it can honour it natively and
+     * the node flushes at all (no-flush strips FUA).
+     */
+    private int driverFlags(int flags) {
+        if (WriteFlags.has(flags, WriteFlags.FUA) && (settings.noFlush() || !capabilities().nativeFua())) {
+            return flags & ~WriteFlags.FUA;
+        }
+        return flags;
+    }
+
+    /** FUA on a node without native FUA: the request is followed by a flush of this node. */
+    private boolean emulatesFua(int flags) {
+        return WriteFlags.has(flags, WriteFlags.FUA) && !settings.noFlush() && !capabilities().nativeFua();
     }
 
     // ---------------------------------------------------------------- checks

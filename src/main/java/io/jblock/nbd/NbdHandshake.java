@@ -55,7 +55,7 @@ final class NbdHandshake {
             int option = head.getInt(8);
             long length = Integer.toUnsignedLong(head.getInt(12));
             if (length > Nbd.MAX_OPTION_LENGTH) {
-                drain(length);
+                t.skip(length);
                 if (option == Nbd.OPT_EXPORT_NAME) {
                     return null;
                 }
@@ -271,15 +271,6 @@ final class NbdHandshake {
         reply(option, type, ByteBuffer.wrap(message.getBytes(StandardCharsets.UTF_8)));
     }
 
-    /** Reads and drops {@code length} bytes in bounded pieces. */
-    private void drain(long length) throws IOException {
-        ByteBuffer scratch = ByteBuffer.allocate(64 << 10);
-        while (length > 0) {
-            scratch.clear().limit((int) Math.min(scratch.capacity(), length));
-            t.readFully(scratch);
-            length -= scratch.limit();
-        }
-    }
 
     /** Decodes {@code n} bytes as strict UTF-8; null when they are not valid UTF-8 or too long. */
     private static String utf8(ByteBuffer data, int n) {

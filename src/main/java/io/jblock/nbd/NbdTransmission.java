@@ -69,7 +69,7 @@ final class NbdTransmission {
                 if (r.type() == Nbd.CMD_WRITE) {
                     if (r.length() > Nbd.MAX_PAYLOAD) {
                         // Keep the stream in sync by draining the payload, then refuse the request.
-                        drain(r.length());
+                        t.skip(r.length());
                         acquireSlot();
                         reply(r, Nbd.EINVAL, "write of " + r.length() + " bytes exceeds the maximum payload of "
                                 + Nbd.MAX_PAYLOAD);
@@ -329,15 +329,6 @@ final class NbdTransmission {
             reply(r, error, message);
         } catch (IOException e) {
             t.close();
-        }
-    }
-
-    private void drain(long length) throws IOException {
-        ByteBuffer scratch = ByteBuffer.allocate(64 << 10);
-        while (length > 0) {
-            scratch.clear().limit((int) Math.min(scratch.capacity(), length));
-            t.readFully(scratch);
-            length -= scratch.limit();
         }
     }
 }

@@ -18,6 +18,16 @@ public interface NbdTransport extends AutoCloseable {
     /** Writes all of {@code src}. */
     void writeFully(ByteBuffer src) throws IOException;
 
+    /** Reads and drops {@code length} bytes in bounded pieces: how a refused payload is skipped to stay in sync. */
+    default void skip(long length) throws IOException {
+        ByteBuffer scratch = ByteBuffer.allocate((int) Math.min(64 << 10, Math.max(1, length)));
+        while (length > 0) {
+            scratch.clear().limit((int) Math.min(scratch.capacity(), length));
+            readFully(scratch);
+            length -= scratch.limit();
+        }
+    }
+
     /** Stops both directions; safe to call more than once, from any thread. */
     @Override
     void close();
