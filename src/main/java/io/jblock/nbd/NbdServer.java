@@ -25,6 +25,7 @@ public final class NbdServer implements AutoCloseable {
     private final Semaphore slots;
     private final boolean persistent;
     private final MemoryBudget budget;
+    private final PayloadBuffers buffers = new PayloadBuffers();
     private final AtomicInteger clients = new AtomicInteger();
     private final AtomicBoolean stopping = new AtomicBoolean();
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -86,7 +87,7 @@ public final class NbdServer implements AutoCloseable {
         try {
             NbdSession s = new NbdHandshake(t, exports).run();
             if (s != null) {
-                new NbdTransmission(t, s, budget).run();
+                new NbdTransmission(t, s, budget, buffers).run();
             }
         } catch (IOException e) {
             LOG.log(System.Logger.Level.DEBUG, "connection ended: {0}", e.toString());

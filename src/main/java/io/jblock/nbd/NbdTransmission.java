@@ -31,13 +31,15 @@ final class NbdTransmission {
     private final MemoryBudget budget;
     private final NbdReplies replies;
     private final Semaphore inFlight = new Semaphore(Nbd.MAX_IN_FLIGHT);
+    private final PayloadBuffers buffers;
 
-    NbdTransmission(NbdTransport transport, NbdSession session, MemoryBudget budget) {
+    NbdTransmission(NbdTransport transport, NbdSession session, MemoryBudget budget, PayloadBuffers buffers) {
         this.t = transport;
         this.session = session;
         this.drive = session.export().drive();
         this.budget = budget;
         this.replies = new NbdReplies(transport);
+        this.buffers = buffers;
     }
 
     private record Request(int flags, int type, long cookie, long offset, long length) {
@@ -78,10 +80,11 @@ final class NbdTransmission {
                     }
                     charged = r.length();
                     budget.acquire(charged);
-                    payload = ByteBuffer.allocate((int) r.length());
+                    payload = buffers.acquire((int) r.length());
                     try {
                         t.readFully(payload);
                     } catch (IOException e) {
+                        buffers.release(payload);
                         budget.release(charged);
                         throw e;
                     }
@@ -94,6 +97,7 @@ final class NbdTransmission {
                     try {
                         handle(r, p);
                     } finally {
+                        buffers.release(p);
                         budget.release(c);
                         inFlight.release();
                     }
@@ -215,27 +219,25 @@ final class NbdTransmission {
     private void read(Request r) throws IOException {
         long charged = r.length();
         budget.acquire(charged);
+        ByteBuffer data = buffers.acquire((int) r.length());
         try {
             if (!session.structured()) {
-                ByteBuffer data = ByteBuffer.allocate((int) r.length());
                 drive.read(r.offset(), data);
                 replies.simple(r.cookie(), 0, data.flip());
-                return;
-            }
-            if ((r.flags() & Nbd.CMD_FLAG_DF) != 0 || r.length() == 0) {
-                ByteBuffer data = ByteBuffer.allocate((int) r.length());
+            } else if ((r.flags() & Nbd.CMD_FLAG_DF) != 0 || r.length() == 0) {
                 drive.read(r.offset(), data);
                 replies.offsetData(r.cookie(), true, r.offset(), data.flip());
-                return;
+            } else {
+                sparseRead(r, data);
             }
-            sparseRead(r);
         } finally {
+            buffers.release(data);
             budget.release(charged);
         }
     }
 
     /** A structured read that sends zero runs as holes: what qemu-nbd does, and what saves nbdcopy work. */
-    private void sparseRead(Request r) throws IOException {
+    private void sparseRead(Request r, ByteBuffer data) throws IOException {
         record Piece(long offset, int length, boolean hole) {
         }
         List<Piece> pieces = new ArrayList<>();
@@ -254,7 +256,6 @@ final class NbdTransmission {
             pos += n;
         }
         // Read every data piece before sending anything, so an error is one error chunk and no partial data.
-        ByteBuffer data = ByteBuffer.allocate((int) r.length());
         for (Piece p : pieces) {
             if (!p.hole()) {
                 drive.read(p.offset(), data.slice((int) (p.offset() - r.offset()), p.length()));

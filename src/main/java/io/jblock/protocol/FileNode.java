@@ -46,6 +46,20 @@ public final class FileNode extends BlockNode {
     private final boolean fallocateWorks;
     private volatile boolean pageCacheInconsistent;
 
+    /**
+     * The last data extent SEEK_DATA/SEEK_HOLE found (QEMU's file-posix keeps
+     * the same one-entry cache). On ext4 a seek inside a large unwritten
+     * (fallocated) extent walks the page cache, so asking again for every 4 KiB
+     * read costs milliseconds. Only data is cached and writes only turn holes
+     * into data, so the cache can err only on the safe side (calling a hole
+     * data); anything that makes holes clears it.
+     */
+    private volatile KnownData knownData = KnownData.NONE;
+
+    private record KnownData(long start, long end) {
+        static final KnownData NONE = new KnownData(0, 0);
+    }
+
     public FileNode(NodeSettings settings, Path path, EngineFile file) {
         super("file", settings);
         this.path = path;
@@ -139,6 +153,16 @@ public final class FileNode extends BlockNode {
      */
     @Override
     protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
+        // Making holes: what the data-extent cache says may stop being true, before and after.
+        knownData = KnownData.NONE;
+        try {
+            changeWriteZeroes(offset, length, flags);
+        } finally {
+            knownData = KnownData.NONE;
+        }
+    }
+
+    private void changeWriteZeroes(long offset, long length, int flags) throws BlockException {
         long end = offset + length;
         try (RangeLock.Held ignored = io.lockForSpaceOperation(offset, length)) {
             long size = file.size();
@@ -193,6 +217,16 @@ public final class FileNode extends BlockNode {
     /** Punches a hole, as QEMU's discard on files; where the file system cannot, the discard is dropped. */
     @Override
     protected void doDiscard(long offset, long length) throws BlockException {
+        // Making holes: what the data-extent cache says may stop being true, before and after.
+        knownData = KnownData.NONE;
+        try {
+            changeDiscard(offset, length);
+        } finally {
+            knownData = KnownData.NONE;
+        }
+    }
+
+    private void changeDiscard(long offset, long length) throws BlockException {
         try (RangeLock.Held ignored = io.lockForSpaceOperation(offset, length)) {
             file.punchHole(offset, length);
         } catch (IOException e) {
@@ -204,6 +238,16 @@ public final class FileNode extends BlockNode {
 
     @Override
     protected void doTruncate(long length, boolean exact, Prealloc prealloc) throws BlockException {
+        // Making holes: what the data-extent cache says may stop being true, before and after.
+        knownData = KnownData.NONE;
+        try {
+            changeTruncate(length, exact, prealloc);
+        } finally {
+            knownData = KnownData.NONE;
+        }
+    }
+
+    private void changeTruncate(long length, boolean exact, Prealloc prealloc) throws BlockException {
         Prealloc mode = prealloc == null ? Prealloc.OFF : prealloc;
         if (mode == Prealloc.METADATA) {
             throw new BlockException(Errno.ENOTSUP, "Unsupported preallocation mode: metadata");
@@ -286,6 +330,10 @@ public final class FileNode extends BlockNode {
     protected BlockStatus doBlockStatus(long offset, long length) {
         final int data = BlockStatus.DATA | BlockStatus.ALLOCATED;
         final int zero = BlockStatus.ZERO | BlockStatus.ALLOCATED;
+        KnownData known = knownData;
+        if (offset >= known.start() && offset < known.end()) {
+            return new BlockStatus(Math.min(known.end() - offset, length), data, 1);
+        }
         try {
             long nextData = file.seekData(offset);
             if (nextData < 0) {
@@ -303,6 +351,7 @@ public final class FileNode extends BlockNode {
                 // A hole was dug between the two seeks: nothing is known.
                 return new BlockStatus(length, data, 1);
             }
+            knownData = new KnownData(offset, nextHole);
             return new BlockStatus(Math.min(nextHole - offset, length), data, 1);
         } catch (IOException | UnsupportedOperationException e) {
             return new BlockStatus(length, data, 1);
