@@ -22,7 +22,7 @@ public final class Main {
     }
 
     static {
-        TOOLS.put("img", new Entry("qemu-img", () -> notYet("img")));
+        TOOLS.put("img", new Entry("qemu-img", () -> new io.jblock.cli.img.ImgTool()));
         TOOLS.put("io", new Entry("qemu-io", () -> notYet("io")));
         TOOLS.put("nbd", new Entry("qemu-nbd", () -> notYet("nbd")));
         TOOLS.put("serve", new Entry(null, () -> notYet("serve")));
