@@ -33,7 +33,8 @@ final class ImgHelp {
         return version() + "usage: " + prog + " [standard options] command [command options]\n" + BODY
                 + "Supported formats: " + String.join(" ", formats) + "\n"
                 + "\n"
-                + "Commands that jblock does not have yet answer that they are not available yet.\n";
+                + "Commands that jblock does not have yet answer that they are not available yet.\n"
+                + "jblock is not QEMU: please report its bugs to jblock, not to the QEMU project.\n";
     }
 
     private static final String BODY = """
