@@ -81,9 +81,9 @@ final class CreateCommand implements ImgCommand {
     private static int printOptionHelp(ImgContext ctx, String filename, String fmt) throws ImgExit {
         List<CreateOptions.Desc> descs = checkFormat(ctx, fmt, null);
         if (filename != null) {
-            checkProtocol(ctx, filename, null);
+            String path = checkProtocol(ctx, filename, null);
             ctx.out().print("Supported options:\n" + CreateOptions.help(CreateOptions.append(descs,
-                    CreateOptions.FILE)));
+                    protocolOptions(filename, path, fmt))));
         } else {
             ctx.out().print("Supported " + fmt + " options:\n" + CreateOptions.help(descs) + "\n"
                     + "The protocol level may support further options.\n"
@@ -97,7 +97,8 @@ final class CreateCommand implements ImgCommand {
         String prefix = filename + ": ";
         List<CreateOptions.Desc> descs = checkFormat(ctx, fmt, prefix);
         String path = checkProtocol(ctx, filename, prefix);
-        CreateOptions opts = new CreateOptions(CreateOptions.append(descs, CreateOptions.FILE));
+        List<CreateOptions.Desc> protocolDescs = protocolOptions(filename, path, fmt);
+        CreateOptions opts = new CreateOptions(CreateOptions.append(descs, protocolDescs));
         if (optionText != null) {
             try {
                 opts.parse(optionText, ctx::warn);
@@ -125,8 +126,8 @@ final class CreateCommand implements ImgCommand {
         }
         CreateOptions fileOpts = opts;
         if (!fmt.equals("file")) {
-            // QEMU hands the options down to the file protocol as text and parses them again there.
-            fileOpts = new CreateOptions(CreateOptions.FILE);
+            // QEMU hands the options down to the protocol as text and parses them again there.
+            fileOpts = new CreateOptions(protocolDescs);
             try {
                 for (String[] kv : opts.setOptions()) {
                     fileOpts.set(kv[0], kv[1], ctx::warn);
@@ -136,7 +137,11 @@ final class CreateCommand implements ImgCommand {
             }
         }
         try {
-            RawCreator.create(path, fileOpts);
+            if (protocolDescs == CreateOptions.HOST_DEVICE) {
+                RawCreator.createOnDevice(path, fileOpts);
+            } else {
+                RawCreator.create(path, fileOpts);
+            }
         } catch (RawCreator.Failed e) {
             throw ctx.fail(prefix + (e.tooLarge() ? "The image size is too large for file format '" + fmt + "'"
                     : e.getMessage()));
@@ -155,6 +160,18 @@ final class CreateCommand implements ImgCommand {
             throw ctx.fail(p + "creating " + fmt + " images is not available yet in this version of jblock");
         }
         throw ctx.fail(p + "Unknown file format '" + fmt + "'");
+    }
+
+    /**
+     * The protocol's creation options: QEMU picks host_device for a character
+     * or block device named without a prefix (unless the format is the file
+     * protocol itself), and the file protocol otherwise.
+     */
+    private static List<CreateOptions.Desc> protocolOptions(String filename, String path, String fmt) {
+        if (!fmt.equals("file") && QemuFormats.protocolPrefix(filename) == null && HostDevices.isDevice(path)) {
+            return CreateOptions.HOST_DEVICE;
+        }
+        return CreateOptions.FILE;
     }
 
     /** The host path the image goes to; only the file protocol can create images in jblock so far. */

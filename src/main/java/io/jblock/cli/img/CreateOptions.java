@@ -41,6 +41,9 @@ final class CreateOptions {
             new Desc("nocow", Type.BOOL, "Turn off copy-on-write (valid only on btrfs)"),
             new Desc("preallocation", Type.STRING, "Preallocation mode (allowed values: off, falloc, full)"),
             new Desc("extent_size_hint", Type.SIZE, "Extent size hint for the image file, 0 to disable"));
+    /** The host_device protocol's options (character and block devices: nothing to allocate). */
+    static final List<Desc> HOST_DEVICE = List.of(SIZE,
+            new Desc("preallocation", Type.STRING, "Preallocation mode (allowed values: off)"));
     /** The raw format's own options; the file protocol's come after them. */
     static final List<Desc> RAW = List.of(SIZE);
 

@@ -78,12 +78,13 @@ final class ImageOpener {
             if (r.format() != null) {
                 options.put("driver", r.format());
             }
-            c.filename = checkFileName(r.name());
+            c.filename = checkFileName(r.name(), r.format());
         }
         if (c.filename == null && !options.has("driver") && options.hasChild("file")) {
             probeOnFileChild(options);
         }
         String driver = options.peek("driver");
+        String fileDriver = options.peek("file.driver");
         if (driver != null && DriverRegistry.standard().find(driver).isEmpty()
                 && QemuFormats.QEMU_DRIVERS.contains(driver)) {
             throw new BlockException(Errno.ENOTSUP, QemuFormats.notAvailable(driver));
@@ -103,7 +104,8 @@ final class ImageOpener {
             throw e;
         }
         Path host = hostFile(drive.root());
-        if (host != null && !Files.isRegularFile(host)) {
+        if (host != null && !Files.isRegularFile(host) && !(HostDevices.isDevice(host.toString())
+                && !"file".equals(driver) && !"file".equals(fileDriver) && !r.name().startsWith("file:"))) {
             drive.close();
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + host + "' to be a regular file");
         }
@@ -115,7 +117,7 @@ final class ImageOpener {
      * opened or probed. Returns the name to open, "file:" removed (GraphOpener
      * keeps the prefix in file.filename when a format is named).
      */
-    private static String checkFileName(String name) throws BlockException {
+    private static String checkFileName(String name, String format) throws BlockException {
         if (JsonOptions.isJson(name)) {
             return name;
         }
@@ -133,7 +135,9 @@ final class ImageOpener {
             throw new BlockException(Errno.EINVAL, "The 'file' block driver requires a file name");
         }
         Path p = Path.of(path);
-        if (Files.exists(p) && !Files.isRegularFile(p)) {
+        // QEMU opens devices through host_device, unless the file protocol is named ("file:", -f file).
+        boolean hostDevice = protocol == null && !"file".equals(format) && HostDevices.isDevice(path);
+        if (Files.exists(p) && !Files.isRegularFile(p) && !hostDevice) {
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + path + "' to be a regular file");
         }
         return path;

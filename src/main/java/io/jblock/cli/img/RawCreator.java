@@ -81,6 +81,32 @@ final class RawCreator {
         }
     }
 
+    /**
+     * "Creates" an image on a character or block device, as QEMU's
+     * host_device protocol does: nothing is written; the device must already
+     * be at least as large as asked, and nothing can be preallocated.
+     */
+    static void createOnDevice(String path, CreateOptions options) throws Failed {
+        String prealloc = options.text("preallocation");
+        if (prealloc != null && !prealloc.equals("off")) {
+            if (Choice.parse(Prealloc.class, prealloc).isEmpty()) {
+                throw new Failed("invalid parameter value: " + prealloc, false);
+            }
+            throw new Failed("Unsupported preallocation mode '" + prealloc + "'", false);
+        }
+        long size = options.size("size", 0);
+        long deviceSize;
+        try (var ch = java.nio.channels.FileChannel.open(java.nio.file.Path.of(path),
+                java.nio.file.StandardOpenOption.WRITE)) {
+            deviceSize = ch.size();
+        } catch (java.io.IOException e) {
+            throw new Failed("Could not open device: " + e.getMessage(), false);
+        }
+        if (Long.compareUnsigned(size, deviceSize) > 0) {
+            throw new Failed("Cannot grow device files", false);
+        }
+    }
+
     /** QEMU's ROUND_UP on an unsigned 64-bit size: the largest sizes wrap to negative, which ftruncate refuses. */
     static long roundUpToSector(long size) {
         return (size + SECTOR - 1) & ~(SECTOR - 1);

@@ -255,6 +255,22 @@ class ImgCreateCompatTest {
         assertCreatesSameAsQemu(odd, t -> { }, args("create", "-o", "preallocation=x,,y", odd.toString(), "1k"));
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"0", "1k", "-o preallocation=off 0", "-o preallocation=full 0", "-o preallocation=foo 0",
+            "-o nocow=on 0", "-o help", "-f file 0", "-o size=0"})
+    void characterDevicesGoThroughHostDeviceAndCannotGrow(String options) {
+        for (String device : List.of("/dev/null", "/dev/zero")) {
+            List<String> a = args("create");
+            List<String> words = List.of(options.split(" "));
+            int sizeAt = words.getLast().startsWith("-") || words.getLast().equals("help")
+                    || words.getLast().startsWith("size=") ? words.size() : words.size() - 1;
+            a.addAll(words.subList(0, sizeAt));
+            a.add(device);
+            a.addAll(words.subList(sizeAt, words.size()));
+            assertSameAsQemu(a);
+        }
+    }
+
     // ---------------------------------------------------------------- where jblock differs on purpose
 
     @Test

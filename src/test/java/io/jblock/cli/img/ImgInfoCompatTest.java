@@ -183,6 +183,30 @@ class ImgInfoCompatTest {
         assertSameAsQemu(resolved);
     }
 
+    @Test
+    void characterDevicesAreImagesUnlessTheFileProtocolIsNamed() {
+        for (String device : List.of("/dev/null", "/dev/zero")) {
+            allFormsSame(device);
+            for (List<String> a : List.of(args("info", "file:" + device), args("info", "-f", "raw", "file:" + device),
+                    args("info", "--image-opts", "driver=raw,file.filename=" + device),
+                    args("info", "--image-opts", "driver=raw,file.driver=file,file.filename=" + device),
+                    args("info", "--image-opts", "driver=file,filename=" + device),
+                    args("info", "--image-opts", "file.driver=file,file.filename=" + device))) {
+                assertSameAsQemu(a);
+            }
+        }
+    }
+
+    @Test
+    void symbolicLinksAreFollowedAndNamedAsGiven() throws Exception {
+        Path f = dir.resolve("target.img");
+        Files.write(f, new byte[5000]);
+        Path link = Files.createSymbolicLink(dir.resolve("link.img"), f.getFileName());
+        allFormsSame(link.toString());
+        Path dangling = Files.createSymbolicLink(dir.resolve("dangling.img"), Path.of("nowhere.img"));
+        assertSameAsQemu(args("info", dangling.toString()));
+    }
+
     // ---------------------------------------------------------------- where jblock differs on purpose
 
     @Test
