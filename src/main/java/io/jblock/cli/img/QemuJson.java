@@ -41,6 +41,41 @@ final class QemuJson {
         return sb.toString();
     }
 
+    /** The one-line form QEMU uses in json: file names: {"key": value, "key": value}. */
+    static String compact(Object value) {
+        StringBuilder sb = new StringBuilder();
+        writeCompact(sb, value);
+        return sb.toString();
+    }
+
+    private static void writeCompact(StringBuilder sb, Object v) {
+        switch (v) {
+            case Map<?, ?> m -> {
+                sb.append('{');
+                String sep = "";
+                for (Map.Entry<?, ?> e : qdictOrder(m)) {
+                    sb.append(sep);
+                    string(sb, (String) e.getKey());
+                    sb.append(": ");
+                    writeCompact(sb, e.getValue());
+                    sep = ", ";
+                }
+                sb.append('}');
+            }
+            case List<?> l -> {
+                sb.append('[');
+                String sep = "";
+                for (Object o : l) {
+                    sb.append(sep);
+                    writeCompact(sb, o);
+                    sep = ", ";
+                }
+                sb.append(']');
+            }
+            default -> write(sb, v, 0);
+        }
+    }
+
     private static void write(StringBuilder sb, Object v, int level) {
         switch (v) {
             case Map<?, ?> m -> {
