@@ -14,6 +14,8 @@ import io.jblock.protocol.FileNode;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * Opens the image a command names, as qemu-img's img_open does: a file
@@ -74,7 +76,7 @@ final class ImageOpener {
                 options.put("driver", r.format());
             }
         } else {
-            options = new NodeOptions(new java.util.LinkedHashMap<>());
+            options = new NodeOptions(new LinkedHashMap<>());
             if (r.format() != null) {
                 options.put("driver", r.format());
             }
@@ -93,7 +95,7 @@ final class ImageOpener {
             options.put("force-share", "on");
         }
         c.options = options;
-        java.util.Map<String, String> given = new java.util.LinkedHashMap<>(options.remaining());
+        Map<String, String> given = new LinkedHashMap<>(options.remaining());
         Drive drive;
         try {
             drive = DriveOpener.standard().open(c);
@@ -110,7 +112,7 @@ final class ImageOpener {
             drive.close();
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + host + "' to be a regular file");
         }
-        return new Opened(drive, displayName(r, host, given), host);
+        return new Opened(drive, ImageName.of(r, host, given), host);
     }
 
     /**
@@ -177,50 +179,5 @@ final class ImageOpener {
             n = n.child("file");
         }
         return null;
-    }
-
-    /**
-     * The name qemu-img shows for an image: the file name as given, without
-     * "file:"; for json: and --image-opts, the host file's name.
-     */
-    private static String displayName(Request r, Path host, java.util.Map<String, String> given)
-            throws BlockException {
-        if (!r.imageOpts() && !JsonOptions.isJson(r.name())) {
-            return r.name().startsWith("file:") ? r.name().substring(5) : r.name();
-        }
-        if ("raw".equals(given.get("driver")) && (given.containsKey("offset") || given.containsKey("size"))) {
-            return rawWindowName(r, given);
-        }
-        return host != null ? host.toString() : r.name();
-    }
-
-    /**
-     * A raw window ({@code offset}, {@code size}) is not the plain file, so
-     * QEMU names such an image by its options: json:{...} with the raw
-     * node's driver and window and the file child's driver and name, values
-     * typed as given (numbers from JSON, strings from --image-opts).
-     */
-    private static String rawWindowName(Request r, java.util.Map<String, String> given) throws BlockException {
-        com.fasterxml.jackson.databind.JsonNode json = null;
-        if (JsonOptions.isJson(r.name())) {
-            try {
-                json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.name().substring(5));
-            } catch (java.io.IOException e) {
-                throw new BlockException(Errno.EINVAL, "Could not parse the JSON options");
-            }
-        }
-        java.util.Map<String, Object> file = new java.util.LinkedHashMap<>();
-        file.put("driver", given.getOrDefault("file.driver", "file"));
-        file.put("filename", given.get("file.filename"));
-        java.util.Map<String, Object> top = new java.util.LinkedHashMap<>();
-        top.put("driver", "raw");
-        for (String key : new String[] {"offset", "size"}) {
-            if (given.containsKey(key)) {
-                var node = json != null ? json.get(key) : null;
-                top.put(key, node != null && node.isIntegralNumber() ? (Object) node.longValue() : given.get(key));
-            }
-        }
-        top.put("file", file);
-        return "json:" + QemuJson.compact(top);
     }
 }

@@ -120,6 +120,10 @@ class ImgInfoCompatTest {
         allFormsSame("./" + n);
         allFormsSame("json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"" + n + "\"}}");
         allFormsSame("json:{\"file\":{\"driver\":\"file\",\"filename\":\"" + n + "\"}}");
+        String untidy = dir + "//./i.img";
+        allFormsSame("json:{\"file\":{\"driver\":\"file\",\"filename\":\"" + untidy + "\"}}");
+        assertSameAsQemu(args("info", "--image-opts", "driver=raw,file.filename=" + untidy));
+        assertSameAsQemu(args("info", "--image-opts", "driver=file,filename=" + untidy));
         for (String opts : List.of("driver=raw,file.filename=" + n, "file.filename=" + n,
                 "driver=file,filename=" + n, "driver=raw,file.driver=file,file.filename=" + n,
                 "driver=raw,file.filename=" + n + ",file.aio=threads", "driver=raw,file.filename=" + n
@@ -257,6 +261,19 @@ class ImgInfoCompatTest {
         assertThat(run.status()).isEqualTo(1);
         assertThat(run.err()).isEqualTo("qemu-img: --object is not available yet in this version of jblock "
                 + "(given 'secret,id=s0,data=x')\n");
+    }
+
+    @Test
+    void aQcow2ImageIsRecognisedAndRefusedByName() throws Exception {
+        Path f = dir.resolve("q.qcow2");
+        assertThat(QemuImgOracle.qemu(args("create", "-q", "-f", "qcow2", f.toString(), "1M")).status()).isZero();
+        for (List<String> a : List.of(args("info", f.toString()), args("info", "--image-opts", "file.filename=" + f),
+                args("info", "-f", "qcow2", f.toString()))) {
+            QemuImgOracle.Run run = QemuImgOracle.jblock(a);
+            assertThat(run.status()).as("%s", a).isEqualTo(1);
+            assertThat(run.out()).isEmpty();
+            assertThat(run.err()).startsWith("qemu-img: Could not open '").contains("'qcow2'").contains("not");
+        }
     }
 
     @Test
