@@ -80,15 +80,26 @@ final class ImageOpener {
             if (r.format() != null) {
                 options.put("driver", r.format());
             }
+        }
+        // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
+        String named = options.peek("driver");
+        boolean known = named == null || DriverRegistry.standard().find(named).isPresent();
+        if (!known && !QemuFormats.QEMU_DRIVERS.contains(named)) {
+            throw new BlockException(Errno.EINVAL, "Unknown driver '" + named + "'");
+        }
+        if (!r.imageOpts() && !JsonOptions.isJson(r.name())) {
             c.filename = checkFileName(r.name(), r.format());
+            if (!known && !Files.exists(Path.of(c.filename))) {
+                throw new BlockException(Errno.ENOENT, "Could not open '" + c.filename
+                        + "': No such file or directory");
+            }
         }
         if (c.filename == null && !options.has("driver") && options.hasChild("file")) {
             probeOnFileChild(options);
         }
         String driver = options.peek("driver");
         String fileDriver = options.peek("file.driver");
-        if (driver != null && DriverRegistry.standard().find(driver).isEmpty()
-                && QemuFormats.QEMU_DRIVERS.contains(driver)) {
+        if (driver != null && DriverRegistry.standard().find(driver).isEmpty()) {
             throw new BlockException(Errno.ENOTSUP, QemuFormats.notAvailable(driver));
         }
         if (r.forceShare()) {
@@ -124,7 +135,9 @@ final class ImageOpener {
         if (JsonOptions.isJson(name)) {
             return name;
         }
-        String protocol = QemuFormats.protocolPrefix(name);
+        // A named file driver takes the name as it is (it only drops "file:"); others look for a protocol.
+        String protocol = "file".equals(format) ? (name.startsWith("file:") ? "file" : null)
+                : QemuFormats.protocolPrefix(name);
         String path = name;
         if (protocol != null) {
             if (!protocol.equals("file")) {
