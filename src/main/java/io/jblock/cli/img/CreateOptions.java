@@ -74,35 +74,11 @@ final class CreateOptions {
 
     /** Parses and checks an option string; {@code warnings} gets size-syntax deprecation warnings. */
     void parse(String text, Consumer<String> warnings) throws Invalid {
-        int i = 0;
-        int n = text.length();
-        while (i < n) {
-            int nameEnd = i;
-            while (nameEnd < n && text.charAt(nameEnd) != '=' && text.charAt(nameEnd) != ',') {
-                nameEnd++;
+        // Creation options take short-form flags without QEMU's deprecation warning.
+        for (QemuOptsSyntax.Element e : QemuOptsSyntax.split(text, null, null)) {
+            if (!e.name().equals("id")) {
+                set(e.name(), e.value(), warnings);
             }
-            String name = text.substring(i, nameEnd);
-            String value;
-            if (nameEnd < n && text.charAt(nameEnd) == '=') {
-                StringBuilder v = new StringBuilder();
-                i = readValue(text, nameEnd + 1, v);
-                value = v.toString();
-            } else {
-                i = nameEnd;
-                if (name.startsWith("no")) {
-                    name = name.substring(2);
-                    value = "off";
-                } else {
-                    value = "on";
-                }
-            }
-            if (i < n && text.charAt(i) == ',') {
-                i++;
-            }
-            if (name.equals("id")) {
-                continue;
-            }
-            set(name, value, warnings);
         }
     }
 
@@ -211,25 +187,6 @@ final class CreateOptions {
         return null;
     }
 
-    /** Reads a value up to a single ',' (",," is a literal comma); returns where it stopped. */
-    private static int readValue(String text, int i, StringBuilder out) {
-        int n = text.length();
-        while (i < n) {
-            char c = text.charAt(i);
-            if (c == ',') {
-                if (i + 1 < n && text.charAt(i + 1) == ',') {
-                    out.append(',');
-                    i += 2;
-                    continue;
-                }
-                break;
-            }
-            out.append(c);
-            i++;
-        }
-        return i;
-    }
-
     /** qemu-img's check of one -o argument: not empty, not starting with ',', no odd run of trailing commas. */
     static boolean isValidList(String text) {
         if (text.isEmpty() || text.charAt(0) == ',') {
@@ -248,7 +205,7 @@ final class CreateOptions {
         int n = text.length();
         while (i < n) {
             StringBuilder v = new StringBuilder();
-            i = readValue(text, i, v);
+            i = QemuOptsSyntax.readValue(text, i, v);
             if (i < n) {
                 i++;
             }

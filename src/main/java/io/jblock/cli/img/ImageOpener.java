@@ -9,7 +9,6 @@ import io.jblock.options.DriveConfig;
 import io.jblock.options.DriveOpener;
 import io.jblock.options.DriverRegistry;
 import io.jblock.options.JsonOptions;
-import io.jblock.options.KeyValueParser;
 import io.jblock.protocol.FileNode;
 
 import java.nio.file.Files;
@@ -20,7 +19,8 @@ import java.util.Map;
 /**
  * Opens the image a command names, as qemu-img's img_open does: a file
  * name with an optional format ({@code -f}), or with {@code --image-opts} a
- * string of dotted options. Every failure reads "Could not open 'NAME': why",
+ * string of dotted options in QemuOpts syntax ({@link QemuOptsSyntax}, not
+ * KeyValueParser's -drive rules: QEMU parses the two differently). Every failure reads "Could not open 'NAME': why",
  * NAME being the argument as given.
  *
  * <p>Checks that QEMU makes below the format and that jblock's drivers do
@@ -63,7 +63,10 @@ final class ImageOpener {
         NodeOptions options;
         if (r.imageOpts()) {
             // As qemu-img's source options: a first element without '=' is the "file" option.
-            options = new NodeOptions(KeyValueParser.parse(r.name(), "file"));
+            options = new NodeOptions(new LinkedHashMap<>());
+            for (QemuOptsSyntax.Element e : QemuOptsSyntax.split(r.name(), "file", ctx::warn)) {
+                options.put(e.name(), e.value());
+            }
             String reference = options.peek("file");
             if (reference != null) {
                 // A bare "file" names an existing node, and qemu-img has no other node to name.

@@ -184,7 +184,18 @@ class ImgInfoCompatTest {
                 args("info", "--image-opts", "driver=raw,file.filename=IMG,,x"),
                 args("info", "--image-opts", "driver=foo,file.filename=IMG"),
                 args("info", "--image-opts", "driver=raw,file.filename=DIR/nonexistent.img"),
-                args("info", "--image-opts", "driver=raw,file.filename=DIR"));
+                args("info", "--image-opts", "driver=raw,file.filename=DIR"),
+                args("info", "--image-opts", "=x"),
+                args("info", "--image-opts", ","),
+                args("info", "--image-opts", ",,"),
+                args("info", "--image-opts", "driver=raw,"),
+                args("info", "--image-opts", "driver=raw,,,file.filename=IMG"),
+                args("info", "--image-opts", "file.filename=IMG,driver"),
+                args("info", "--image-opts", "file.filename=IMG,nodriver"),
+                args("info", "--image-opts", "nodriver=x"),
+                args("info", "--image-opts", "driver=raw,file.filename=IMG,file.filename"),
+                args("info", "--image-opts", "file.filename=IMG,help"),
+                args("info", "--image-opts", "id=x,file.filename=IMG"));
     }
 
     @ParameterizedTest
