@@ -82,11 +82,9 @@ final class HostFile implements AutoCloseable {
     private static final long STAT_BUFFER_SIZE = 256;
 
     private final int fd;
-    private final String name;
 
-    private HostFile(int fd, String name) {
+    private HostFile(int fd) {
         this.fd = fd;
-        this.name = name;
     }
 
     private static MethodHandle downcall(String symbol, FunctionDescriptor fd, Linker.Option... options) {
@@ -108,7 +106,7 @@ final class HostFile implements AutoCloseable {
                 int e = errno(state);
                 throw new CallFailed(e, "Could not create '" + path + "': " + strerror(e));
             }
-            return new HostFile(fd, path);
+            return new HostFile(fd);
         } catch (CallFailed e) {
             throw e;
         } catch (Throwable t) {
@@ -213,25 +211,14 @@ final class HostFile implements AutoCloseable {
 
     /** glibc's text for an errno: the same words qemu prints. */
     static String strerror(int errno) {
-        Errno known = null;
-        for (Errno e : Errno.values()) {
-            if (e.number() == errno) {
-                known = e;
-            }
-        }
         try {
-            MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
-            return s.getString(0);
+            return ((MemorySegment) STRERROR.invokeExact(errno)).getString(0);
         } catch (Throwable t) {
-            return known != null ? known.text() : "Unknown error " + errno;
+            return Errno.of(errno).number() == errno ? Errno.of(errno).text() : "Unknown error " + errno;
         }
     }
 
     private static int errno(MemorySegment state) {
         return (int) ERRNO.get(state, 0L);
-    }
-
-    String name() {
-        return name;
     }
 }

@@ -83,7 +83,10 @@ class ImgRandomCommandLineTest {
         List<String> words = List.of("-f", "raw", "file", "foo", "--output", "json", "human", "--output=json",
                 "--output=human", "--backing-chain", "--image-opts", "-U", "--force-share", "--for", "--f",
                 "--o=json", "--ou", "-x", "-Ux", "-xU", "-Uf", "--", "DIR/r.img", "DIR/missing.img", "DIR",
-                "driver=raw,file.filename=DIR/r.img", "file.filename=DIR/r.img", "", "--format=raw", "-q");
+                "driver=raw,file.filename=DIR/r.img", "file.filename=DIR/r.img", "", "--format=raw", "-q",
+                "file.filename=DIR/r.img,driver", "nodriver=raw", "driver=raw,offset=512,file.filename=DIR/r.img",
+                "json:{\"file\":{\"filename\":\"DIR/r.img\"}}", "file:DIR/r.img", "file:DIR", "foo:bar", "-fraw",
+                "--output=xml", "--backing", "--image");
         for (int i = 0; i < 250; i++) {
             List<String> line = randomLine(r, "info", words);
             QemuImgOracle.Run expected = QemuImgOracle.qemu(line);
