@@ -17,12 +17,12 @@ import java.util.List;
 
 /**
  * What a created image file looks like on the host: whether it exists, its
- * length, its allocated blocks, where its data lies (SEEK_DATA/SEEK_HOLE:
+ * permissions, its length, its allocated blocks, where its data lies (SEEK_DATA/SEEK_HOLE:
  * unwritten preallocated extents read as holes) and a digest of that data.
  * Two files in the same state were created the same way, as far as anyone
  * can tell.
  */
-record FileState(boolean exists, long size, long allocated, List<long[]> extents, String dataDigest) {
+record FileState(boolean exists, String mode, long size, long allocated, List<long[]> extents, String dataDigest) {
     private static final int SEEK_DATA = 3;
     private static final int SEEK_HOLE = 4;
     private static final Linker LINKER = Linker.nativeLinker();
@@ -37,10 +37,10 @@ record FileState(boolean exists, long size, long allocated, List<long[]> extents
 
     static FileState of(Path p) throws Exception {
         if (!Files.exists(p)) {
-            return new FileState(false, 0, 0, List.of(), "");
+            return new FileState(false, "", 0, 0, List.of(), "");
         }
         if (!Files.isRegularFile(p)) {
-            return new FileState(true, -1, 0, List.of(), "not a regular file");
+            return new FileState(true, "", -1, 0, List.of(), "not a regular file");
         }
         long size = Files.size(p);
         List<long[]> extents = dataExtents(p, size);
@@ -57,7 +57,8 @@ record FileState(boolean exists, long size, long allocated, List<long[]> extents
                 }
             }
         }
-        return new FileState(true, size, HostFile.allocatedSize(p.toString()), extents,
+        String mode = java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p));
+        return new FileState(true, mode, size, HostFile.allocatedSize(p.toString()), extents,
                 HexFormat.of().formatHex(md.digest()));
     }
 
@@ -99,7 +100,8 @@ record FileState(boolean exists, long size, long allocated, List<long[]> extents
 
     @Override
     public String toString() {
-        StringBuilder sb = new StringBuilder(exists ? "size " + size + ", allocated " + allocated + ", data" : "absent");
+        StringBuilder sb = new StringBuilder(exists ? mode + ", size " + size + ", allocated " + allocated + ", data"
+                : "absent");
         for (long[] e : extents) {
             sb.append(" [").append(e[0]).append(", ").append(e[1]).append(")");
         }

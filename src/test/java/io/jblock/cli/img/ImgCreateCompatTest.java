@@ -233,6 +233,15 @@ class ImgCreateCompatTest {
     }
 
     @Test
+    void anOldFileKeepsItsPermissionsAndANewOneGetsQemusUnderTheUmask() throws Exception {
+        same("create", "IMG", "1k");
+        assertCreatesSameAsQemu(image, t -> {
+            Files.write(t, new byte[10]);
+            Files.setPosixFilePermissions(t, java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw-rw-"));
+        }, withImage("create", "IMG", "1k"));
+    }
+
+    @Test
     void theFileProtocolPrefixIsStrippedAndUnknownProtocolsRefused() throws Exception {
         same("create", "file:IMG", "1k");
         assertCreatesSameAsQemu(image, t -> { }, args("create", "foo:bar.img", "1k"));
