@@ -17,8 +17,9 @@ import java.lang.invoke.VarHandle;
  * The few libc calls image creation and {@code info} need and that the JDK
  * does not offer: {@code ftruncate} that grows a file without writing
  * (FileChannel can only grow by writing a byte, which allocates the last
- * block), {@code posix_fallocate} for preallocation=falloc, and
- * {@code stat}'s {@code st_blocks} for the "disk size". Failures keep the
+ * block), {@code posix_fallocate} for preallocation=falloc, open file
+ * description locks (QEMU's image locking), and {@code stat}'s
+ * {@code st_blocks} for the "disk size". Failures keep the
  * errno, because qemu-img's messages are built from strerror and because
  * EFBIG gets a message of its own.
  *
@@ -69,6 +70,9 @@ final class HostFile implements AutoCloseable {
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     private static final MethodHandle STAT = downcall("stat",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS), CAPTURE_ERRNO);
+    private static final MethodHandle FCNTL_LOCK = downcall("fcntl",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
     private static final MethodHandle STRERROR = downcall("strerror",
             FunctionDescriptor.of(ValueLayout.ADDRESS.withTargetLayout(MemoryLayout.sequenceLayout(4096,
                     ValueLayout.JAVA_BYTE)), ValueLayout.JAVA_INT));
@@ -80,6 +84,18 @@ final class HostFile implements AutoCloseable {
      */
     private static final long ST_BLOCKS_OFFSET = 64;
     private static final long STAT_BUFFER_SIZE = 256;
+
+    /** Open file description locks: owned by the open file, not the process, so two opens in one JVM conflict. */
+    private static final int F_OFD_GETLK = 36;
+    private static final int F_OFD_SETLK = 37;
+    private static final short F_RDLCK = 0;
+    private static final short F_WRLCK = 1;
+    private static final short F_UNLCK = 2;
+    /**
+     * struct flock on Linux x86-64 and aarch64: l_type (short) at 0, l_whence
+     * (short) at 2, l_start at 8, l_len at 16, l_pid (int) at 24; 32 bytes.
+     */
+    private static final long FLOCK_SIZE = 32;
 
     private final int fd;
 
@@ -183,6 +199,44 @@ final class HostFile implements AutoCloseable {
         } catch (Throwable t) {
             throw new IllegalStateException("fsync(2) through FFM failed", t);
         }
+    }
+
+    /** Takes a shared lock on one byte, as QEMU marks a permission it holds or refuses to share. */
+    void lockByte(long offset) throws CallFailed {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURED);
+            MemorySegment fl = flock(arena, F_RDLCK, offset);
+            int rc = (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_SETLK, fl);
+            if (rc != 0) {
+                int e = errno(state);
+                throw new CallFailed(e, "Failed to lock byte " + offset);
+            }
+        } catch (CallFailed e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("fcntl(F_OFD_SETLK) through FFM failed", t);
+        }
+    }
+
+    /** Whether another open file holds a lock on this byte (QEMU's qemu_lock_fd_test with exclusive=true). */
+    boolean byteLockedByOthers(long offset) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURED);
+            MemorySegment fl = flock(arena, F_WRLCK, offset);
+            int rc = (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_GETLK, fl);
+            return rc == 0 && fl.get(ValueLayout.JAVA_SHORT, 0) != F_UNLCK;
+        } catch (Throwable t) {
+            throw new IllegalStateException("fcntl(F_OFD_GETLK) through FFM failed", t);
+        }
+    }
+
+    private static MemorySegment flock(Arena arena, short type, long offset) {
+        MemorySegment fl = arena.allocate(FLOCK_SIZE, 8);
+        fl.set(ValueLayout.JAVA_SHORT, 0, type);
+        fl.set(ValueLayout.JAVA_SHORT, 2, (short) 0);
+        fl.set(ValueLayout.JAVA_LONG, 8, offset);
+        fl.set(ValueLayout.JAVA_LONG, 16, 1);
+        return fl;
     }
 
     @Override

@@ -9,8 +9,10 @@ import io.jblock.block.Prealloc;
  * holes) is part of what users see:
  * <ol>
  *   <li>the size is rounded up to a 512-byte sector;</li>
- *   <li>the file is opened (created 0644 if missing) and truncated to 0, so
- *       nothing of an old file survives;</li>
+ *   <li>the file is opened (created 0644 if missing), locked the way QEMU
+ *       locks images ({@link ImageLocks}: an image another QEMU process is
+ *       using is refused, not clobbered), and truncated to 0, so nothing of
+ *       an old file survives;</li>
  *   <li>it is grown to the size: off grows with a hole; falloc reserves the
  *       blocks (posix_fallocate: allocated, but unwritten extents read as
  *       holes); full writes zeroes everywhere and syncs;</li>
@@ -57,6 +59,7 @@ final class RawCreator {
         Prealloc prealloc = preallocText == null ? Prealloc.OFF : Choice.parse(Prealloc.class, preallocText)
                 .orElseThrow(() -> new Failed("invalid parameter value: " + preallocText, false));
         try (HostFile f = HostFile.create(path)) {
+            ImageLocks.takeForCreate(f, path);
             f.truncate(0, "Could not resize file");
             switch (prealloc) {
                 case OFF -> {

@@ -242,6 +242,37 @@ class ImgCreateCompatTest {
     }
 
     @Test
+    void anImageQemuNbdIsServingIsRefusedNotClobbered() throws Exception {
+        Path qemuNbd = Path.of("/usr/bin/qemu-nbd");
+        assertThat(Files.isExecutable(qemuNbd)).as("qemu-nbd must be installed (qemu-utils)").isTrue();
+        Files.write(image, "precious data".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        Path socket = dir.resolve("nbd.sock").toAbsolutePath();
+        Process holder = new ProcessBuilder(qemuNbd.toString(), "-f", "raw", "-k", socket.toString(),
+                image.toString()).redirectErrorStream(true).start();
+        try {
+            // Wait (without any time limit asserted) until qemu-nbd has opened and locked the image.
+            while (!Files.exists(socket) && holder.isAlive()) {
+                Thread.sleep(20);
+            }
+            assertThat(holder.isAlive()).as("qemu-nbd serving the image").isTrue();
+            FileState before = FileState.of(image);
+            for (List<String> a : List.of(withImage("create", "IMG", "1M"),
+                    withImage("create", "-o", "preallocation=full", "IMG", "64k"),
+                    withImage("create", "-q", "file:IMG", "0"))) {
+                QemuImgOracle.Run expected = QemuImgOracle.qemu(a);
+                assertThat(FileState.of(image)).isEqualTo(before);
+                QemuImgOracle.Run actual = QemuImgOracle.jblock(a);
+                assertThat(actual).as("%s", a).isEqualTo(expected);
+                assertThat(actual.err()).contains("Failed to get \"resize\" lock");
+                assertThat(FileState.of(image)).as("the served image after %s", a).isEqualTo(before);
+            }
+        } finally {
+            holder.destroy();
+            holder.waitFor();
+        }
+    }
+
+    @Test
     void theFileProtocolPrefixIsStrippedAndUnknownProtocolsRefused() throws Exception {
         same("create", "file:IMG", "1k");
         assertCreatesSameAsQemu(image, t -> { }, args("create", "foo:bar.img", "1k"));
