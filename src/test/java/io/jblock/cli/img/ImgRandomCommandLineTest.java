@@ -4,6 +4,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
+import io.jblock.cli.Getopt;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -54,12 +56,17 @@ class ImgRandomCommandLineTest {
         Random r = new Random(seed);
         List<String> words = List.of("-f", "raw", "file", "foo", "-o", "size=1k", "preallocation=full",
                 "preallocation=falloc", "help", "nocow", "nonocow", ",", "size=1k,,", "-q", "-u", "-b", "-F", "-x",
-                "-xq", "-qx", "-fraw", "-ofoo", "--foo", "--", "-", "DIR/a.img", "DIR/b.img", "DIR", "1k", "0", "3",
+                "-xq", "-qx", "-fraw", "-ofoo", "--foo", "--", "DIR/a.img", "DIR/b.img", "DIR", "1k", "0", "3",
                 "1.5", "0x1k", "1P", "-e", "8E", "-1", "");
         Path a = dir.resolve("a.img");
         Path b = dir.resolve("b.img");
         for (int i = 0; i < 250; i++) {
             List<String> line = randomLine(r, "create", words);
+            if (!createsOnlyUnder(line, dir)) {
+                // The file name would be a bare word ("1k", "raw"): both tools would make it in the project folder.
+                i--;
+                continue;
+            }
             CompatSupport.deleteTree(a);
             CompatSupport.deleteTree(b);
             QemuImgOracle.Run expected = QemuImgOracle.qemu(line);
@@ -72,6 +79,20 @@ class ImgRandomCommandLineTest {
             assertThat(FileState.of(a)).as("seed %d, line %d: %s", seed, i, line).isEqualTo(expectedA);
             assertThat(FileState.of(b)).as("seed %d, line %d: %s", seed, i, line).isEqualTo(expectedB);
         }
+    }
+
+    /** Whether the image a create line names, as getopt sorts its words, lies in {@code dir} (or there is none). */
+    private static boolean createsOnlyUnder(List<String> line, Path dir) {
+        Getopt g = new Getopt("qemu-img", line.subList(1, line.size()).toArray(new String[0]), ":F:b:f:ho:qu",
+                new Getopt.LongOpt[] {new Getopt.LongOpt("help", Getopt.Arg.NONE, 'h'),
+                        new Getopt.LongOpt("object", Getopt.Arg.REQUIRED, 256)},
+                new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+        while (g.next() != -1) {
+            // Only the operands matter.
+        }
+        List<String> operands = g.operands();
+        return operands.isEmpty() || operands.getFirst().startsWith(dir.toString() + "/")
+                || operands.getFirst().equals(dir.toString());
     }
 
     @Test
