@@ -3,7 +3,8 @@ package io.jblock.cli.img;
 import java.util.List;
 
 /**
- * {@code create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]}.
+ * {@code create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options]
+ * filename [size]}.
  *
  * <p>The checks run in qemu-img's order, since which error a script sees
  * for a doubly wrong command line is part of the behaviour: the option loop

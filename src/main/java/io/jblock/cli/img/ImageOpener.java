@@ -60,6 +60,49 @@ final class ImageOpener {
         DriveConfig c = new DriveConfig();
         c.readOnly = r.readOnly();
         c.warnings = ctx::warn;
+        NodeOptions options = optionsFor(ctx, r);
+        // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
+        String named = options.peek("driver");
+        boolean known = named == null || DriverRegistry.standard().find(named).isPresent();
+        if (!known && !QemuFormats.QEMU_DRIVERS.contains(named)) {
+            throw new BlockException(Errno.EINVAL, "Unknown driver '" + named + "'");
+        }
+        if (isPlainName(r)) {
+            c.filename = checkFileName(r.name(), r.format());
+            if (!known && !Files.exists(Path.of(c.filename))) {
+                throw new BlockException(Errno.ENOENT, "Could not open '" + c.filename
+                        + "': No such file or directory");
+            }
+        } else if (!options.has("driver") && options.hasChild("file")) {
+            probeOnFileChild(options);
+        }
+        String driver = options.peek("driver");
+        if (driver != null && DriverRegistry.standard().find(driver).isEmpty()) {
+            throw new BlockException(Errno.ENOTSUP, QemuFormats.notAvailable(driver));
+        }
+        if (r.forceShare()) {
+            options.put("force-share", "on");
+        }
+        c.options = options;
+        Map<String, String> given = new LinkedHashMap<>(options.remaining());
+        Drive drive = openDrive(c);
+        Path host = hostFile(drive.root());
+        boolean fileProtocolNamed = "file".equals(driver) || "file".equals(given.get("file.driver"))
+                || r.name().startsWith("file:");
+        if (host != null && !Files.isRegularFile(host)
+                && !(HostDevices.isDevice(host.toString()) && !fileProtocolNamed)) {
+            drive.close();
+            throw new BlockException(Errno.EINVAL, "'file' driver requires '" + host + "' to be a regular file");
+        }
+        return new Opened(drive, ImageName.of(r, host, given), host);
+    }
+
+    private static boolean isPlainName(Request r) {
+        return !r.imageOpts() && !JsonOptions.isJson(r.name());
+    }
+
+    /** The node options the command line gives: --image-opts in QemuOpts syntax, json:{...}, or just -f. */
+    private static NodeOptions optionsFor(ImgContext ctx, Request r) throws BlockException {
         NodeOptions options;
         if (r.imageOpts()) {
             // As qemu-img's source options: a first element without '=' is the "file" option.
@@ -73,46 +116,18 @@ final class ImageOpener {
                 throw new BlockException(Errno.ENODEV, "Cannot find device='" + reference + "' nor node-name='"
                         + reference + "'");
             }
-        } else if (JsonOptions.isJson(r.name())) {
-            options = new NodeOptions(JsonOptions.parse(r.name()));
-            if (r.format() != null) {
-                options.put("driver", r.format());
-            }
-        } else {
-            options = new NodeOptions(new LinkedHashMap<>());
-            if (r.format() != null) {
-                options.put("driver", r.format());
-            }
+            return options;
         }
-        // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
-        String named = options.peek("driver");
-        boolean known = named == null || DriverRegistry.standard().find(named).isPresent();
-        if (!known && !QemuFormats.QEMU_DRIVERS.contains(named)) {
-            throw new BlockException(Errno.EINVAL, "Unknown driver '" + named + "'");
+        options = new NodeOptions(JsonOptions.isJson(r.name()) ? JsonOptions.parse(r.name()) : new LinkedHashMap<>());
+        if (r.format() != null) {
+            options.put("driver", r.format());
         }
-        if (!r.imageOpts() && !JsonOptions.isJson(r.name())) {
-            c.filename = checkFileName(r.name(), r.format());
-            if (!known && !Files.exists(Path.of(c.filename))) {
-                throw new BlockException(Errno.ENOENT, "Could not open '" + c.filename
-                        + "': No such file or directory");
-            }
-        }
-        if (c.filename == null && !options.has("driver") && options.hasChild("file")) {
-            probeOnFileChild(options);
-        }
-        String driver = options.peek("driver");
-        String fileDriver = options.peek("file.driver");
-        if (driver != null && DriverRegistry.standard().find(driver).isEmpty()) {
-            throw new BlockException(Errno.ENOTSUP, QemuFormats.notAvailable(driver));
-        }
-        if (r.forceShare()) {
-            options.put("force-share", "on");
-        }
-        c.options = options;
-        Map<String, String> given = new LinkedHashMap<>(options.remaining());
-        Drive drive;
+        return options;
+    }
+
+    private static Drive openDrive(DriveConfig c) throws BlockException {
         try {
-            drive = DriveOpener.standard().open(c);
+            return DriveOpener.standard().open(c);
         } catch (BlockException e) {
             // FileDriver words a missing name its own way; qemu's text is this (reported, to move into FileDriver).
             if ("Parameter 'filename' is missing".equals(e.getMessage())) {
@@ -120,13 +135,6 @@ final class ImageOpener {
             }
             throw e;
         }
-        Path host = hostFile(drive.root());
-        if (host != null && !Files.isRegularFile(host) && !(HostDevices.isDevice(host.toString())
-                && !"file".equals(driver) && !"file".equals(fileDriver) && !r.name().startsWith("file:"))) {
-            drive.close();
-            throw new BlockException(Errno.EINVAL, "'file' driver requires '" + host + "' to be a regular file");
-        }
-        return new Opened(drive, ImageName.of(r, host, given), host);
     }
 
     /**
@@ -135,9 +143,6 @@ final class ImageOpener {
      * keeps the prefix in file.filename when a format is named).
      */
     private static String checkFileName(String name, String format) throws BlockException {
-        if (JsonOptions.isJson(name)) {
-            return name;
-        }
         // A named file driver takes the name as it is (it only drops "file:"); others look for a protocol.
         String protocol = "file".equals(format) ? (name.startsWith("file:") ? "file" : null)
                 : QemuFormats.protocolPrefix(name);

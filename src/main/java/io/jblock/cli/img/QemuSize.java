@@ -136,7 +136,11 @@ final class QemuSize {
         return j < n && text.charAt(j) >= '0' && text.charAt(j) <= '9';
     }
 
-    /** The fraction as a 64-bit binary fixed point, as C's (uint64_t)(f * 2^64); 1.0 after rounding wraps to 0 on x86-64. */
+    /**
+     * The fraction as a 64-bit binary fixed point, as C's (uint64_t)(f * 2^64).
+     * A fraction that rounded up to 1.0 converts to 0 on x86-64, as qemu-img
+     * shows ("1.99999999999999999999k" is 1024).
+     */
     private static long toFixed64(double fraction) {
         double scaled = fraction * 0x1p64;
         if (scaled >= 0x1p64) {
