@@ -22,7 +22,7 @@ public final class Main {
     }
 
     static {
-        TOOLS.put("img", new Entry("qemu-img", () -> notYet("img")));
+        TOOLS.put("img", new Entry("qemu-img", io.jblock.cli.img.ImgTool::new));
         TOOLS.put("io", new Entry("qemu-io", io.jblock.cli.io.IoTool::new));
         TOOLS.put("nbd", new Entry("qemu-nbd", io.jblock.cli.nbd.NbdTool::new));
         TOOLS.put("serve", new Entry(null, () -> notYet("serve")));

@@ -1,0 +1,193 @@
+package io.jblock.cli.img;
+
+import java.util.List;
+
+/**
+ * {@code create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options]
+ * filename [size]}.
+ *
+ * <p>The checks run in qemu-img's order, since which error a script sees
+ * for a doubly wrong command line is part of the behaviour: the option loop
+ * (each -o checked as a list), -o help, the file name, the size argument,
+ * extra arguments; then the format, the protocol, the -o values, a size
+ * given twice, backing options, a missing size; then the "Formatting" line,
+ * and only then the file is made.
+ */
+final class CreateCommand implements ImgCommand {
+    private static final int OPTION_OBJECT = 256;
+
+    /** The formats jblock can create, with their own creation options. */
+    private static List<CreateOptions.Desc> formatOptions(String fmt) {
+        return switch (fmt) {
+            case "raw" -> CreateOptions.RAW;
+            case "file" -> CreateOptions.FILE;
+            default -> null;
+        };
+    }
+
+    @Override
+    public int run(ImgContext ctx, String[] args) throws ImgExit {
+        String fmt = "raw";
+        String baseFilename = null;
+        String baseFmt = null;
+        String options = null;
+        boolean quiet = false;
+        CommandLine cl = new CommandLine(ctx, args, "F:b:f:ho:qu", CommandLine.flag("help", 'h'),
+                CommandLine.withArgument("object", OPTION_OBJECT));
+        int c;
+        while ((c = cl.next()) != -1) {
+            switch (c) {
+                case 'h' -> {
+                    ctx.out().print(ImgHelp.help(ctx.prog()));
+                    throw new ImgExit(0);
+                }
+                case 'F' -> baseFmt = cl.optarg();
+                case 'b' -> baseFilename = cl.optarg();
+                case 'f' -> fmt = cl.optarg();
+                case 'o' -> options = accumulate(ctx, options, cl.optarg());
+                case 'q' -> quiet = true;
+                case 'u' -> {
+                    // Only changes how a backing file is checked, and raw has none.
+                }
+                case OPTION_OBJECT -> throw ObjectOption.refuse(ctx, cl.optarg());
+                default -> throw new IllegalStateException("option " + c);
+            }
+        }
+        List<String> operands = cl.operands();
+        String filename = operands.isEmpty() ? null : operands.getFirst();
+        if (options != null && CreateOptions.asksForHelp(options)) {
+            return printOptionHelp(ctx, filename, fmt);
+        }
+        if (filename == null) {
+            throw ctx.usageError("Expecting image file name");
+        }
+        long size = -1;
+        if (operands.size() > 1) {
+            size = SizeArgument.parse(ctx, "image size", operands.get(1));
+        }
+        if (operands.size() > 2) {
+            throw ctx.usageError("Unexpected argument: " + operands.get(2));
+        }
+        return create(ctx, filename, fmt, baseFilename, baseFmt, options, size, quiet);
+    }
+
+    private static String accumulate(ImgContext ctx, String options, String arg) throws ImgExit {
+        if (!CreateOptions.isValidList(arg)) {
+            throw ctx.fail("Invalid option list: " + arg);
+        }
+        return options == null ? arg : options + "," + arg;
+    }
+
+    /** {@code -o help}: the format's options, and the protocol's too when a file name says which protocol. */
+    private static int printOptionHelp(ImgContext ctx, String filename, String fmt) throws ImgExit {
+        List<CreateOptions.Desc> descs = checkFormat(ctx, fmt, null);
+        if (filename != null) {
+            String path = checkProtocol(ctx, filename, null);
+            ctx.out().print("Supported options:\n" + CreateOptions.help(CreateOptions.append(descs,
+                    protocolOptions(filename, path, fmt))));
+        } else {
+            ctx.out().print("Supported " + fmt + " options:\n" + CreateOptions.help(descs) + "\n"
+                    + "The protocol level may support further options.\n"
+                    + "Specify the target filename to include those options.\n");
+        }
+        return 0;
+    }
+
+    private int create(ImgContext ctx, String filename, String fmt, String baseFilename, String baseFmt,
+                       String optionText, long size, boolean quiet) throws ImgExit {
+        String prefix = filename + ": ";
+        List<CreateOptions.Desc> descs = checkFormat(ctx, fmt, prefix);
+        String path = checkProtocol(ctx, filename, prefix);
+        List<CreateOptions.Desc> protocolDescs = protocolOptions(filename, path, fmt);
+        CreateOptions opts = new CreateOptions(CreateOptions.append(descs, protocolDescs));
+        if (optionText != null) {
+            try {
+                opts.parse(optionText, ctx::warn);
+            } catch (CreateOptions.Invalid e) {
+                throw ctx.fail(prefix + e.getMessage());
+            }
+        }
+        if (!opts.has("size")) {
+            opts.setNumber("size", size);
+        } else if (size != -1) {
+            throw ctx.fail(prefix + "The image size must be specified only once");
+        }
+        if (baseFilename != null) {
+            throw ctx.fail(prefix + "Backing file not supported for file format '" + fmt + "'");
+        }
+        if (baseFmt != null) {
+            throw ctx.fail(prefix + "Backing file format not supported for file format '" + fmt + "'");
+        }
+        if (opts.size("size", -1) == -1) {
+            throw ctx.fail(prefix + "Image creation needs a size parameter");
+        }
+        if (!quiet) {
+            ctx.out().print("Formatting '" + filename + "', fmt=" + fmt + " " + opts.formattingLine() + "\n");
+            ctx.out().flush();
+        }
+        CreateOptions fileOpts = opts;
+        if (!fmt.equals("file")) {
+            // QEMU hands the options down to the protocol as text and parses them again there.
+            fileOpts = new CreateOptions(protocolDescs);
+            try {
+                for (String[] kv : opts.setOptions()) {
+                    fileOpts.set(kv[0], kv[1], ctx::warn);
+                }
+            } catch (CreateOptions.Invalid e) {
+                throw ctx.fail(prefix + e.getMessage());
+            }
+        }
+        try {
+            if (protocolDescs == CreateOptions.HOST_DEVICE) {
+                RawCreator.createOnDevice(path, fileOpts);
+            } else {
+                RawCreator.create(path, fileOpts);
+            }
+        } catch (RawCreator.Failed e) {
+            throw ctx.fail(prefix + (e.tooLarge() ? "The image size is too large for file format '" + fmt + "'"
+                    : e.getMessage()));
+        }
+        return 0;
+    }
+
+    /** The format's creation options; fails as qemu-img does for unknown formats, and says which are not there yet. */
+    private static List<CreateOptions.Desc> checkFormat(ImgContext ctx, String fmt, String prefix) throws ImgExit {
+        String p = prefix == null ? "" : prefix;
+        List<CreateOptions.Desc> descs = formatOptions(fmt);
+        if (descs != null) {
+            return descs;
+        }
+        if (QemuFormats.QEMU_DRIVERS.contains(fmt)) {
+            throw ctx.fail(p + "creating " + fmt + " images is not available yet in this version of jblock");
+        }
+        throw ctx.fail(p + "Unknown file format '" + fmt + "'");
+    }
+
+    /**
+     * The protocol's creation options: QEMU picks host_device for a character
+     * or block device named without a prefix (unless the format is the file
+     * protocol itself), and the file protocol otherwise.
+     */
+    private static List<CreateOptions.Desc> protocolOptions(String filename, String path, String fmt) {
+        if (!fmt.equals("file") && QemuFormats.protocolPrefix(filename) == null && HostDevices.isDevice(path)) {
+            return CreateOptions.HOST_DEVICE;
+        }
+        return CreateOptions.FILE;
+    }
+
+    /** The host path the image goes to; only the file protocol can create images in jblock so far. */
+    private static String checkProtocol(ImgContext ctx, String filename, String prefix) throws ImgExit {
+        String p = prefix == null ? "" : prefix;
+        String protocol = QemuFormats.protocolPrefix(filename);
+        if (protocol == null) {
+            return filename;
+        }
+        if (protocol.equals("file")) {
+            return filename.substring(5);
+        }
+        if (QemuFormats.QEMU_PROTOCOLS.contains(protocol)) {
+            throw ctx.fail(p + "the '" + protocol + "' protocol is not available yet in this version of jblock");
+        }
+        throw ctx.fail(p + "Unknown protocol '" + protocol + "'");
+    }
+}

@@ -1,0 +1,54 @@
+package io.jblock.cli.img;
+
+import io.jblock.cli.QemuText;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * What {@code info} reports about one image (QEMU's ImageInfo), and its two
+ * renderings: qemu-img's human text and its JSON.
+ *
+ * @param filename    the name shown after "image:"
+ * @param format      the format driver's name
+ * @param virtualSize the size the guest sees, in bytes
+ * @param actualSize  bytes allocated on the host, -1 when unknown ("unavailable")
+ * @param clusterSize the format's allocation unit, 0 when it has none
+ * @param dirty       whether the image was not closed cleanly
+ */
+record ImageInfo(String filename, String format, long virtualSize, long actualSize, long clusterSize,
+                 boolean dirty) {
+    /** The fields in QAPI order (the order QEMU adds them, which breaks ties in its JSON member order). */
+    Map<String, Object> toJson() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("filename", filename);
+        m.put("format", format);
+        m.put("dirty-flag", dirty);
+        if (actualSize >= 0) {
+            m.put("actual-size", actualSize);
+        }
+        m.put("virtual-size", virtualSize);
+        if (clusterSize > 0) {
+            m.put("cluster-size", clusterSize);
+        }
+        return m;
+    }
+
+    /** qemu-img's human text for this image, each line ending in a newline. */
+    String toHuman() {
+        StringBuilder sb = new StringBuilder();
+        sb.append("image: ").append(filename).append('\n');
+        sb.append("file format: ").append(format).append('\n');
+        sb.append("virtual size: ").append(QemuText.sizeToStr(virtualSize)).append(" (").append(virtualSize)
+                .append(" bytes)\n");
+        sb.append("disk size: ").append(actualSize >= 0 ? QemuText.sizeToStr(actualSize) : "unavailable")
+                .append('\n');
+        if (clusterSize > 0) {
+            sb.append("cluster_size: ").append(clusterSize).append('\n');
+        }
+        if (dirty) {
+            sb.append("cleanly shut down: no\n");
+        }
+        return sb.toString();
+    }
+}

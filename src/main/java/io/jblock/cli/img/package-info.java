@@ -1,0 +1,31 @@
+/**
+ * {@code jblock img}: a drop-in for qemu-img 7.2, same options, text, JSON
+ * and exit statuses, checked against the real qemu-img by the tests.
+ *
+ * <h2>Layout</h2>
+ * <ul>
+ *   <li>{@link io.jblock.cli.img.ImgTool}: the standard options and the table
+ *       of commands. A command is one class implementing {@code ImgCommand}
+ *       plus one line in the table; commands not written yet answer that
+ *       they are not available yet.</li>
+ *   <li>{@code CommandLine}: qemu-img's getopt loop and its two messages;
+ *       {@code ImgContext}: the streams and qemu-img's ways to complain;
+ *       {@code ImgExit}: ends a command with a status once it has spoken.</li>
+ *   <li>QEMU's syntaxes: {@code QemuSize} (sizes), {@code QemuOptsSyntax}
+ *       ({@code -o} and {@code --image-opts}), {@code QemuJson} (its JSON
+ *       printer, member order included).</li>
+ *   <li>create: {@code CreateCommand}, {@code CreateOptions} (QemuOpts
+ *       semantics and help), {@code RawCreator} (the file protocol's steps),
+ *       {@code HostFile} (the libc calls the JDK lacks, through FFM).</li>
+ *   <li>info: {@code InfoCommand}, {@code ImageOpener} (img_open),
+ *       {@code ImageName} (what "image:" shows), {@code ImageInfo}.</li>
+ * </ul>
+ *
+ * <h2>Matching qemu-img</h2>
+ * The order of checks is part of the behaviour (which error a doubly wrong
+ * command line gets), so each command follows qemu-img's order and says so.
+ * Where jblock differs on purpose it says that it is jblock: the version
+ * lines, the format list in --help, and the formats, protocols, commands and
+ * --object that are not available yet.
+ */
+package io.jblock.cli.img;
