@@ -77,7 +77,9 @@ final class ImageOpener {
         if (r.copyOnRead && readOnly) {
             throw new BlockException(Errno.EINVAL, "Can't use copy-on-read on read-only device");
         }
-        if (o.has("force-share") && NodeOptions.parseBool("force-share", o.peek("force-share")) && !readOnly) {
+        // Under -s the image itself is opened read-only, so it may be shared.
+        if (o.has("force-share") && NodeOptions.parseBool("force-share", o.peek("force-share")) && !readOnly
+                && !r.snapshot) {
             throw new BlockException(Errno.EINVAL, "force-share=on can only be used with read-only images");
         }
         DriveConfig c = new DriveConfig();

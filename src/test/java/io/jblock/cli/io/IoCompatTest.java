@@ -242,6 +242,13 @@ class IoCompatTest {
                         "read -v 0 8", "-c", "map"),
 
                 of("snapshot and read-only", "-s", "-r", "-f", "raw", IMG, "-c", "write 0 1"),
+                of("snapshot mode opens the image read-only, so it may be shared", "-s", "-U", "-f", "raw", IMG,
+                        "-c", "write 0 1", "-c", "read -P 0xcd 0 1", "-c", "open -s -U -o driver=raw " + IMG),
+                of("snapshot mode with copy-on-read", "-s", "-C", "-f", "raw", IMG, "-c", "write 0 1", "-c",
+                        "read 0 1"),
+                of("snapshot mode under O_DIRECT", "-s", "-n", "-f", "raw", IMG, "-c", "write 1 1", "-c",
+                        "read -v 0 4", "-c", "discard 0 64k", "-c", "write -z -u 0 64k", "-c", "map", "-c",
+                        "write -f 0 1", "-c", "flush"),
                 of("trace event that does not exist", "-T", "foo", "-f", "raw", IMG, "-c", "length"),
                 of("trace pattern", "-T", "enable=foo*", "-f", "raw", IMG, "-c", "length"),
                 of("trace event with an output file", "-T", "foo,file=/dev/null", "-c", "sleep 0"),
