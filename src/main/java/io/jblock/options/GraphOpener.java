@@ -401,10 +401,12 @@ public final class GraphOpener implements OpenContext {
     private static String guessFormat(BlockNode proto) throws BlockException {
         long len = proto.length();
         int n = (int) Math.min(len, 512);
-        if (n >= 4) {
+        if (n >= 8) {
             ByteBuffer head = ByteBuffer.allocate(n);
             proto.read(0, head);
-            if (head.getInt(0) == 0x514649fb) {
+            // qcow2's probe wants a version of 2 or more; with version 0 QEMU guesses raw, and a probed
+            // raw node lets such a header be written (RawNode), so it must open as raw again.
+            if (head.getInt(0) == 0x514649fb && Integer.compareUnsigned(head.getInt(4), 2) >= 0) {
                 return "qcow2";
             }
         }

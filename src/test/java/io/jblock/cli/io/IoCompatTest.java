@@ -215,6 +215,9 @@ class IoCompatTest {
                         "aio_write -P 0xfb 3 1", "-c", "aio_flush", "-c", "write -P 0xfb 4 1", "-c",
                         "write -z 0 512", "-c", "write -P 0xfb 3 1", "-c", "write -P 3 7 1", "-c",
                         "write -P 0 4 1", "-c", "write -P 0 5 1", "-c", "read -v 0 8"),
+                of("a qcow2 magic with version 0 probes as raw, and stays restricted", IMG, "-c", "read -v 0 8",
+                        "-c", "write -P 2 7 1", "-c", "write -P 0 0 1", "-c", "write -P 2 7 1", "-c", "read -v 0 8")
+                        .setup("write -P 0x51 0 1", "write -P 0x46 1 1", "write -P 0x49 2 1", "write -P 0xfb 3 1"),
                 of("the restriction needs probing", "-f", "raw", IMG, "-c", "write -P 0x51 0 1", "-c",
                         "write -P 0x46 1 1", "-c", "write -P 0x49 2 1", "-c", "write -P 0xfb 3 1", "-c",
                         "write -P 3 7 1", "-c", "read -v 0 8"),
