@@ -404,10 +404,10 @@ public final class GraphOpener implements OpenContext {
         if (n >= 8) {
             ByteBuffer head = ByteBuffer.allocate(n);
             proto.read(0, head);
-            // qcow2's probe wants a version of 2 or more; with version 0 QEMU guesses raw, and a probed
-            // raw node lets such a header be written (RawNode), so it must open as raw again.
-            if (head.getInt(0) == 0x514649fb && Integer.compareUnsigned(head.getInt(4), 2) >= 0) {
-                return "qcow2";
+            // The magic is shared: version 1 is qcow, 2 and up qcow2. With version 0 QEMU guesses raw, and
+            // a probed raw node lets such a header be written (RawNode), so it must open as raw again.
+            if (head.getInt(0) == 0x514649fb && head.getInt(4) != 0) {
+                return head.getInt(4) == 1 ? "qcow" : "qcow2";
             }
         }
         return "raw";

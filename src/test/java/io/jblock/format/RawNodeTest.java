@@ -119,6 +119,22 @@ class RawNodeTest {
     }
 
     @Test
+    void theGraphOpenerProbesTheQcowMagicByItsVersion(@TempDir Path dir) throws Exception {
+        Path img = dir.resolve("disk.img");
+        byte[] head = new byte[4096];
+        System.arraycopy(QCOW2_HEAD, 0, head, 0, 4);
+        java.nio.file.Files.write(img, head);
+        try (var raw = GraphOpener.standard().open(img.toString(), new NodeOptions(new LinkedHashMap<>()),
+                NodeSettings.defaults())) {
+            assertThat(raw.driverName()).isEqualTo("raw"); // version 0: QEMU guesses raw too
+        }
+        head[7] = 1;
+        java.nio.file.Files.write(img, head);
+        assertThatThrownBy(() -> GraphOpener.standard().open(img.toString(), new NodeOptions(new LinkedHashMap<>()),
+                NodeSettings.defaults())).hasMessage("Image format 'qcow' is not supported yet");
+    }
+
+    @Test
     void theGraphOpenerMarksOnlyARawNodeWhoseFormatItProbed(@TempDir Path dir) throws Exception {
         Path img = dir.resolve("disk.img");
         try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
