@@ -24,6 +24,10 @@ public final class RawDriver implements BlockDriver {
     public BlockNode open(NodeSettings settings, NodeOptions options, OpenContext context) throws BlockException {
         long offset = options.takeUnsigned("offset").orElse(0L);
         long size = options.takeUnsigned("size").orElse(-1L);
+        if (size >= 0 && size % 512 != 0) {
+            // QEMU's raw driver keeps windows in whole sectors (raw_apply_options).
+            throw new BlockException(Errno.EINVAL, "Specified size is not multiple of 512");
+        }
         BlockNode file = context.openChild("file", options, settings);
         if (file == null) {
             throw new BlockException(Errno.EINVAL, "A block device must be specified for \"file\"");

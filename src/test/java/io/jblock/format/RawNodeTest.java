@@ -1,5 +1,11 @@
 package io.jblock.format;
 
+import io.jblock.block.Drive;
+import io.jblock.options.DriveConfig;
+import io.jblock.options.DriveOpener;
+import java.nio.file.Files;
+import java.util.Arrays;
+
 import io.jblock.block.BlockException;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeOptions;
@@ -150,5 +156,37 @@ class RawNodeTest {
                 NodeSettings.defaults())) {
             assertThat(explicit).isInstanceOfSatisfying(RawNode.class, r -> assertThat(r.isProbed()).isFalse());
         }
+    }
+
+    @Test
+    void aWindowOfTheFileIsReadWrittenAndBoundedAsQemuDoes() throws Exception {
+        Path dir = Files.createTempDirectory("raw-window");
+        Path img = dir.resolve("w.img");
+        Files.write(img, new byte[1 << 20]);
+        DriveOpener opener = DriveOpener.standard();
+        assertThatThrownBy(() -> opener.open(DriveConfig.parseDrive(
+                "driver=raw,size=1000,file.filename=" + img)))
+                .hasMessage("Specified size is not multiple of 512");
+        assertThatThrownBy(() -> opener.open(DriveConfig.parseDrive(
+                "driver=raw,offset=2M,file.filename=" + img)))
+                .hasMessage("Offset (2097152) cannot be greater than size of the containing file (1048576)");
+        assertThatThrownBy(() -> opener.open(DriveConfig.parseDrive(
+                "driver=raw,offset=512K,size=768K,file.filename=" + img)))
+                .hasMessage("The sum of offset (524288) and size (786432) has to be smaller or equal to the "
+                        + " actual size of the containing file (1048576)");
+        try (Drive d = opener.open(DriveConfig.parseDrive(
+                "driver=raw,offset=4096,size=64K,file.filename=" + img))) {
+            assertThat(d.length()).isEqualTo(64 << 10);
+            ByteBuffer b = ByteBuffer.allocate(512);
+            Arrays.fill(b.array(), (byte) 0x5c);
+            d.write(0, b, 0);
+            assertThatThrownBy(() -> d.write(64 << 10, ByteBuffer.allocate(1), 0))
+                    .isInstanceOf(BlockException.class);
+        }
+        byte[] file = Files.readAllBytes(img);
+        assertThat(file[4095]).isZero();
+        assertThat(file[4096]).isEqualTo((byte) 0x5c);
+        assertThat(file[4096 + 511]).isEqualTo((byte) 0x5c);
+        assertThat(file[4096 + 512]).isZero();
     }
 }
