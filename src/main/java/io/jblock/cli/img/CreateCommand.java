@@ -1,5 +1,8 @@
 package io.jblock.cli.img;
 
+import io.jblock.block.BlockException;
+import io.jblock.block.Errno;
+
 import java.util.List;
 
 /**
@@ -143,9 +146,9 @@ final class CreateCommand implements ImgCommand {
             } else {
                 RawCreator.create(path, fileOpts);
             }
-        } catch (RawCreator.Failed e) {
-            throw ctx.fail(prefix + (e.tooLarge() ? "The image size is too large for file format '" + fmt + "'"
-                    : e.getMessage()));
+        } catch (BlockException e) {
+            throw ctx.fail(prefix + (e.errno() == Errno.EFBIG
+                    ? "The image size is too large for file format '" + fmt + "'" : e.getMessage()));
         }
         return 0;
     }

@@ -34,8 +34,8 @@ final class ImageOpener {
     record Request(String name, String format, boolean imageOpts, boolean readOnly, boolean forceShare) {
     }
 
-    /** An open image and the host file under it (null when it is not a plain file). */
-    record Opened(Drive drive, String displayName, Path hostFile) implements AutoCloseable {
+    /** An open image and the name "image:" shows for it. */
+    record Opened(Drive drive, String displayName) implements AutoCloseable {
         @Override
         public void close() throws BlockException {
             drive.close();
@@ -94,7 +94,7 @@ final class ImageOpener {
             drive.close();
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + host + "' to be a regular file");
         }
-        return new Opened(drive, ImageName.of(r, host, given), host);
+        return new Opened(drive, ImageName.of(r, host, given));
     }
 
     private static boolean isPlainName(Request r) {

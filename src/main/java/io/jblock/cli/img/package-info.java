@@ -15,8 +15,9 @@
  *       ({@code -o} and {@code --image-opts}), {@code QemuJson} (its JSON
  *       printer, member order included).</li>
  *   <li>create: {@code CreateCommand}, {@code CreateOptions} (QemuOpts
- *       semantics and help), {@code RawCreator} (the file protocol's steps),
- *       {@code HostFile} (the libc calls the JDK lacks, through FFM).</li>
+ *       semantics and help), {@code RawCreator} (hands the file to its
+ *       protocol: the file protocol's {@code create} makes it, as QEMU's
+ *       bdrv_create).</li>
  *   <li>info: {@code InfoCommand}, {@code ImageOpener} (img_open),
  *       {@code ImageName} (what "image:" shows), {@code ImageInfo}.</li>
  * </ul>
