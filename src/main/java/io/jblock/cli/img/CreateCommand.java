@@ -2,6 +2,7 @@ package io.jblock.cli.img;
 
 import io.jblock.block.BlockException;
 import io.jblock.block.Errno;
+import io.jblock.options.KeyValueParser;
 
 import java.util.List;
 
@@ -58,7 +59,7 @@ final class CreateCommand implements ImgCommand {
         }
         List<String> operands = cl.operands();
         String filename = operands.isEmpty() ? null : operands.getFirst();
-        if (options != null && CreateOptions.asksForHelp(options)) {
+        if (options != null && KeyValueParser.hasHelpOption(options)) {
             return printOptionHelp(ctx, filename, fmt);
         }
         if (filename == null) {
