@@ -176,6 +176,40 @@ final class Libc {
         return arch.equals("aarch64") || arch.equals("arm64");
     }
 
+    /** A downcall that captures errno into {@code state}; returns the call's result, negative on failure. */
+    @FunctionalInterface
+    private interface Downcall {
+        long invoke(MemorySegment state) throws Throwable;
+    }
+
+    /** Whether a call interrupted by a signal is made again, or reported as EINTR. */
+    private enum OnEintr { RETRY, FAIL }
+
+    /**
+     * Makes a system call that returns -1 and sets errno on failure: errno
+     * becomes an {@link ErrnoException} named {@code call}; a failure to link
+     * or run the downcall itself is a bug, not an I/O error.
+     */
+    private static long syscall(String call, OnEintr onEintr, Downcall downcall) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            while (true) {
+                long r = downcall.invoke(state);
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(state);
+                if (e != EINTR || onEintr == OnEintr.FAIL) {
+                    throw new ErrnoException(call, e);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageFailure(call, t);
+        }
+    }
+
     /** open(2) without O_CREAT; returns the file descriptor. */
     static int open(Path path, int flags) throws ErrnoException {
         return open(path.toString(), flags, 0);
@@ -190,183 +224,85 @@ final class Libc {
      */
     static int open(String path, int flags, int mode) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
             MemorySegment cpath = arena.allocateFrom(path);
-            while (true) {
-                int fd = (int) OPEN.invokeExact(state, cpath, flags, mode);
-                if (fd >= 0) {
-                    return fd;
-                }
-                int e = errno(state);
-                if (e != EINTR) {
-                    throw new ErrnoException("open", e);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("open", t);
+            return (int) syscall("open", OnEintr.RETRY, state -> (int) OPEN.invokeExact(state, cpath, flags, mode));
         }
     }
 
     /** close(2); errors are ignored, as there is nothing left to do with the descriptor. */
     static void close(int fd) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            int ignored = (int) CLOSE.invokeExact(state, fd);
-        } catch (Throwable t) {
-            throw linkageFailure("close", t);
+        try {
+            syscall("close", OnEintr.FAIL, state -> (int) CLOSE.invokeExact(state, fd));
+        } catch (ErrnoException ignored) {
+            // Not retried on EINTR either: Linux has released the descriptor already.
         }
     }
 
     /** fallocate(2), retried on EINTR. */
     static void fallocate(int fd, int mode, long offset, long length) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            while (true) {
-                int r = (int) FALLOCATE.invokeExact(state, fd, mode, offset, length);
-                if (r == 0) {
-                    return;
-                }
-                int e = errno(state);
-                if (e != EINTR) {
-                    throw new ErrnoException("fallocate(" + fallocateModeName(mode) + ")", e);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("fallocate", t);
-        }
+        syscall("fallocate(" + fallocateModeName(mode) + ")", OnEintr.RETRY,
+                state -> (int) FALLOCATE.invokeExact(state, fd, mode, offset, length));
     }
 
     /** lseek(2); returns the new offset. */
     static long lseek(int fd, long offset, int whence) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            long r = (long) LSEEK.invokeExact(state, fd, offset, whence);
-            if (r < 0) {
-                throw new ErrnoException(whence == SEEK_DATA ? "lseek(SEEK_DATA)"
-                        : whence == SEEK_HOLE ? "lseek(SEEK_HOLE)" : "lseek", errno(state));
-            }
-            return r;
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("lseek", t);
-        }
+        String call = whence == SEEK_DATA ? "lseek(SEEK_DATA)" : whence == SEEK_HOLE ? "lseek(SEEK_HOLE)" : "lseek";
+        return syscall(call, OnEintr.FAIL, state -> (long) LSEEK.invokeExact(state, fd, offset, whence));
     }
 
     /** fstat(2). */
     static Stat fstat(int fd) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
             MemorySegment st = arena.allocate(STAT_SIZE, 8);
-            int r = (int) FSTAT.invokeExact(state, fd, st);
-            if (r < 0) {
-                throw new ErrnoException("fstat", errno(state));
-            }
+            syscall("fstat", OnEintr.FAIL, state -> (int) FSTAT.invokeExact(state, fd, st));
             return new Stat(st.get(ValueLayout.JAVA_INT, STAT_MODE_OFFSET),
                     st.get(ValueLayout.JAVA_LONG, STAT_SIZE_OFFSET),
                     st.get(ValueLayout.JAVA_LONG, STAT_BLOCKS_OFFSET));
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("fstat", t);
         }
     }
 
     /** ftruncate(2): shrinks, or grows with a hole, retried on EINTR. */
     static void ftruncate(int fd, long length) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            while (true) {
-                int r = (int) FTRUNCATE.invokeExact(state, fd, length);
-                if (r == 0) {
-                    return;
-                }
-                int e = errno(state);
-                if (e != EINTR) {
-                    throw new ErrnoException("ftruncate", e);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("ftruncate", t);
-        }
+        syscall("ftruncate", OnEintr.RETRY, state -> (int) FTRUNCATE.invokeExact(state, fd, length));
     }
 
     /**
      * posix_fallocate(3): reserves the blocks of the range, growing the file
      * if it ends past the end. Where the file system has no fallocate, glibc
      * writes a zero into every block instead, so this does not fail with
-     * EOPNOTSUPP as {@link #fallocate} does.
+     * EOPNOTSUPP as {@link #fallocate} does. It returns the error number
+     * rather than setting errno, hence no capture.
      */
     static void posixFallocate(int fd, long offset, long length) throws ErrnoException {
+        int r;
         try {
-            int r;
             do {
                 r = (int) POSIX_FALLOCATE.invokeExact(fd, offset, length);
             } while (r == EINTR);
-            if (r != 0) {
-                throw new ErrnoException("posix_fallocate", r);
-            }
-        } catch (ErrnoException e) {
-            throw e;
         } catch (Throwable t) {
             throw linkageFailure("posix_fallocate", t);
+        }
+        if (r != 0) {
+            throw new ErrnoException("posix_fallocate", r);
         }
     }
 
     /** pwrite(2) of the first {@code length} bytes of {@code buf}, retried on EINTR; returns the bytes written. */
     static long pwrite(int fd, MemorySegment buf, long length, long offset) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            while (true) {
-                long r = (long) PWRITE.invokeExact(state, fd, buf, length, offset);
-                if (r >= 0) {
-                    return r;
-                }
-                int e = errno(state);
-                if (e != EINTR) {
-                    throw new ErrnoException("pwrite", e);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("pwrite", t);
-        }
+        return syscall("pwrite", OnEintr.RETRY, state -> (long) PWRITE.invokeExact(state, fd, buf, length, offset));
     }
 
     /** fsync(2): data and all metadata, for a file just created and filled. */
     static void fsync(int fd) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            int r = (int) FSYNC.invokeExact(state, fd);
-            if (r != 0) {
-                throw new ErrnoException("fsync", errno(state));
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("fsync", t);
-        }
+        syscall("fsync", OnEintr.FAIL, state -> (int) FSYNC.invokeExact(state, fd));
     }
 
     /** fcntl(F_OFD_SETLK): places a lock of {@code type} on {@code length} bytes at {@code start}, without waiting. */
     static void setLock(int fd, short type, long start, long length) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            int r = (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_SETLK, flock(arena, type, start, length));
-            if (r != 0) {
-                throw new ErrnoException("fcntl(F_OFD_SETLK)", errno(state));
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("fcntl", t);
+            MemorySegment fl = flock(arena, type, start, length);
+            syscall("fcntl(F_OFD_SETLK)", OnEintr.FAIL, state -> (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_SETLK,
+                    fl));
         }
     }
 
@@ -376,17 +312,10 @@ final class Libc {
      */
     static short conflictingLock(int fd, short type, long start, long length) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
             MemorySegment fl = flock(arena, type, start, length);
-            int r = (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_GETLK, fl);
-            if (r != 0) {
-                throw new ErrnoException("fcntl(F_OFD_GETLK)", errno(state));
-            }
+            syscall("fcntl(F_OFD_GETLK)", OnEintr.FAIL, state -> (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_GETLK,
+                    fl));
             return fl.get(ValueLayout.JAVA_SHORT, FLOCK_TYPE_OFFSET);
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("fcntl", t);
         }
     }
 

@@ -26,6 +26,13 @@ class FileDriverCreateTest {
 
     private final FileDriver driver = new FileDriver();
 
+    /** Creates {@code name} in the test's folder; returns its path. */
+    private Path create(String name, long size, Prealloc mode) throws BlockException {
+        Path p = dir.resolve(name);
+        driver.create(p.toString(), size, mode);
+        return p;
+    }
+
     private static long allocated(Path p) throws Exception {
         try (EngineFile f = ThreadsEngine.INSTANCE.open(p, true, false)) {
             return f.allocatedSize();
@@ -42,27 +49,23 @@ class FileDriverCreateTest {
 
     @Test
     void theSizeIsRoundedUpToASector() throws Exception {
-        Path p = dir.resolve("a.img");
-        driver.create(p.toString(), 513, Prealloc.OFF);
+        Path p = create("a.img", 513, Prealloc.OFF);
         assertThat(Files.size(p)).isEqualTo(1024);
     }
 
     @Test
     void withoutPreallocationOnlyTheFirstBlockIsWritten() throws Exception {
-        Path big = dir.resolve("big.img");
-        driver.create(big.toString(), 8 * MIB, Prealloc.OFF);
+        Path big = create("big.img", 8 * MIB, Prealloc.OFF);
         assertThat(Files.size(big)).isEqualTo(8 * MIB);
         assertThat(firstExtent(big)).containsExactly(0, 4096);
-        Path small = dir.resolve("small.img");
-        driver.create(small.toString(), 1000, Prealloc.OFF);
+        Path small = create("small.img", 1000, Prealloc.OFF);
         assertThat(Files.size(small)).isEqualTo(1024);
         assertThat(Files.readAllBytes(small)).containsOnly(0);
     }
 
     @Test
     void fallocReservesEveryBlockYetOnlyTheFirstReadsAsData() throws Exception {
-        Path p = dir.resolve("f.img");
-        driver.create(p.toString(), 4 * MIB, Prealloc.FALLOC);
+        Path p = create("f.img", 4 * MIB, Prealloc.FALLOC);
         assertThat(Files.size(p)).isEqualTo(4 * MIB);
         assertThat(allocated(p)).isGreaterThanOrEqualTo(4 * MIB);
         assertThat(firstExtent(p)).containsExactly(0, 4096);
@@ -70,8 +73,7 @@ class FileDriverCreateTest {
 
     @Test
     void fullWritesZeroesEverywhere() throws Exception {
-        Path p = dir.resolve("full.img");
-        driver.create(p.toString(), 3 * MIB + 512, Prealloc.FULL);
+        Path p = create("full.img", 3 * MIB + 512, Prealloc.FULL);
         assertThat(Files.size(p)).isEqualTo(3 * MIB + 512);
         assertThat(firstExtent(p)).containsExactly(0, 3 * MIB + 512);
         assertThat(Files.readAllBytes(p)).containsOnly(0);
