@@ -84,9 +84,12 @@ public final class NbdServer implements AutoCloseable {
 
     /** Runs one connection's handshake and transmission on the calling thread, then closes it. */
     public void serveConnection(NbdTransport t) {
+        LOG.log(System.Logger.Level.DEBUG, "client connected");
         try {
             NbdSession s = new NbdHandshake(t, exports).run();
             if (s != null) {
+                LOG.log(System.Logger.Level.DEBUG, "client entered transmission for export ''{0}''{1}",
+                        s.export().name(), s.structured() ? " with structured replies" : "");
                 new NbdTransmission(t, s, budget, buffers).run();
             }
         } catch (IOException e) {
@@ -95,6 +98,7 @@ public final class NbdServer implements AutoCloseable {
             LOG.log(System.Logger.Level.WARNING, "connection failed", e);
         } finally {
             t.close();
+            LOG.log(System.Logger.Level.DEBUG, "client disconnected");
         }
     }
 

@@ -13,6 +13,7 @@ import io.jblock.block.NodeSettings;
 import io.jblock.block.OpenContext;
 import io.jblock.engine.IoEngine;
 import io.jblock.engine.ThreadsEngine;
+import io.jblock.format.RawNode;
 import io.jblock.protocol.FileNode;
 
 import java.nio.ByteBuffer;
@@ -212,11 +213,13 @@ public final class GraphOpener implements OpenContext {
             node = driver.open(settings, options, this);
         } else {
             BlockNode file = openChild("file", options, settings, filename);
+            boolean probed = false;
             if (driver == null) {
                 if (file == null) {
                     throw new BlockException(Errno.EINVAL, "Must specify either driver or file");
                 }
                 driver = probe(file, filename);
+                probed = true;
             }
             if (file != null) {
                 preopened.put(options, file);
@@ -234,6 +237,9 @@ public final class GraphOpener implements OpenContext {
             if (unclaimed != null) {
                 unclaimed.close();
                 options.put("file", unclaimed.nodeName()); // the driver took no "file": QEMU names the leftover
+            }
+            if (probed && node instanceof RawNode raw) {
+                raw.markProbed(); // the image guessed raw: writes must not make it guess otherwise
             }
         }
         String leftover = options.firstRemainingKey();
@@ -395,11 +401,13 @@ public final class GraphOpener implements OpenContext {
     private static String guessFormat(BlockNode proto) throws BlockException {
         long len = proto.length();
         int n = (int) Math.min(len, 512);
-        if (n >= 4) {
+        if (n >= 8) {
             ByteBuffer head = ByteBuffer.allocate(n);
             proto.read(0, head);
-            if (head.getInt(0) == 0x514649fb) {
-                return "qcow2";
+            // The magic is shared: version 1 is qcow, 2 and up qcow2. With version 0 QEMU guesses raw, and
+            // a probed raw node lets such a header be written (RawNode), so it must open as raw again.
+            if (head.getInt(0) == 0x514649fb && head.getInt(4) != 0) {
+                return head.getInt(4) == 1 ? "qcow" : "qcow2";
             }
         }
         return "raw";

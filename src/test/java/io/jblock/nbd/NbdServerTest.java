@@ -43,7 +43,7 @@ class NbdServerTest {
         engine = new CountingEngine();
         DriveOpener opener = new DriveOpener(new GraphOpener(DriverRegistry.standard(),
                 CountingEngine.provider(engine)));
-        drive = opener.open(DriveConfig.parseDrive("file=" + img + ",format=raw,cache=" + cache
+        drive = opener.open(DriveConfig.parseDrive("file=" + img + ",format=raw,discard=unmap,cache=" + cache
                 + (readOnly ? ",read-only=on" : "")));
         server = new NbdServer(List.of(new NbdExport("", "test disk", drive, clients > 1, true)), clients, true,
                 new MemoryBudget(MemoryBudget.DEFAULT_BYTES));
@@ -227,6 +227,48 @@ class NbdServerTest {
             assertThat(cookies).hasSize(n);
             for (int i = 0; i < n; i++) {
                 assertThat(c.read(i * 4096L, 4096)).isEqualTo(filled(4096, i));
+            }
+        }
+    }
+
+    @Test
+    void blockStatusDescribesHolesAndDataAndReqOneGivesOneExtent() throws Exception {
+        start("writeback", false, 1);
+        drive.discard(0, drive.length()); // all hole (the file was written full of zeroes)
+        try (NbdClient c = NbdClient.connectUnix(socket)) {
+            c.sendClientFlags(Nbd.FLAG_C_FIXED_NEWSTYLE | Nbd.FLAG_C_NO_ZEROES);
+            c.structuredReplies();
+            Map<String, Integer> ids = c.metaContexts(true, "", List.of(Nbd.CONTEXT_BASE_ALLOCATION,
+                    Nbd.CONTEXT_ALLOCATION_DEPTH));
+            c.info("", true);
+            assertThat(c.write(64 << 10, filled(64 << 10, 1), 0)).isZero();
+            for (boolean one : new boolean[] {false, true}) {
+                c.sendRequest(one ? Nbd.CMD_FLAG_REQ_ONE : 0, Nbd.CMD_BLOCK_STATUS, 9, 0, 256 << 10, null);
+                Map<Integer, List<int[]>> byContext = new java.util.HashMap<>();
+                NbdClient.Reply r;
+                do {
+                    r = c.readReply(0);
+                    assertThat(r.type()).isEqualTo(Nbd.REPLY_TYPE_BLOCK_STATUS);
+                    ByteBuffer p = ByteBuffer.wrap(r.payload());
+                    List<int[]> extents = new java.util.ArrayList<>();
+                    int id = p.getInt();
+                    while (p.hasRemaining()) {
+                        extents.add(new int[] {p.getInt(), p.getInt()});
+                    }
+                    byContext.put(id, extents);
+                } while ((r.flags() & Nbd.REPLY_FLAG_DONE) == 0);
+                List<int[]> base = byContext.get(ids.get(Nbd.CONTEXT_BASE_ALLOCATION));
+                List<int[]> depth = byContext.get(ids.get(Nbd.CONTEXT_ALLOCATION_DEPTH));
+                if (one) {
+                    assertThat(base).hasSize(1);
+                    assertThat(base.getFirst()).containsExactly(64 << 10, Nbd.STATE_HOLE | Nbd.STATE_ZERO);
+                    assertThat(depth).hasSize(1);
+                } else {
+                    assertThat(base).extracting(e -> e[0] + ":" + e[1]).containsExactly(
+                            (64 << 10) + ":" + (Nbd.STATE_HOLE | Nbd.STATE_ZERO), (64 << 10) + ":0",
+                            (128 << 10) + ":" + (Nbd.STATE_HOLE | Nbd.STATE_ZERO));
+                    assertThat(depth).extracting(e -> e[0] + ":" + e[1]).containsExactly((256 << 10) + ":1");
+                }
             }
         }
     }

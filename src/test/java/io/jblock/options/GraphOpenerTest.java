@@ -185,6 +185,7 @@ class GraphOpenerTest {
         head[1] = 'F';
         head[2] = 'I';
         head[3] = (byte) 0xfb;
+        head[7] = 3; // version 3: with version 0 or 1, QEMU's qcow2 probe does not claim the file
         Files.write(qcow2, head);
         assertThatThrownBy(() -> drive("file=" + qcow2)).hasMessage("Image format 'qcow2' is not supported yet");
         try (Drive d = drive("format=raw,file.filename=" + qcow2)) {

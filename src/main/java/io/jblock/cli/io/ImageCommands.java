@@ -234,7 +234,8 @@ final class ImageCommands {
     /**
      * QEMU's bdrv_is_allocated on the top node: bytes the node holds, reads
      * as data, or knows to be zero count as allocated; a length of 0 past the
-     * end.
+     * end. What a backing file decides (depth 2 and more, as under {@code -s})
+     * is not allocated in the top node, even though it reads as data.
      */
     private static Run isAllocated(IoSession s, long offset, long bytes) throws BlockException {
         long size = s.drive.length();
@@ -242,6 +243,6 @@ final class ImageCommands {
             return new Run(0, false);
         }
         BlockStatus st = s.drive.blockStatus(offset, Math.min(bytes, size - offset));
-        return new Run(st.length(), st.isAllocated() || st.isData() || st.isZero());
+        return new Run(st.length(), st.isAllocated() || (st.depth() == 1 && (st.isData() || st.isZero())));
     }
 }

@@ -56,9 +56,6 @@ public final class IoTool implements Tool {
         new LongOpt("force-share", Arg.NONE, 'U'),
     };
 
-    static {
-        ImageOpener.initCacheClasses();
-    }
 
     @Override
     public int run(String prog, String[] args, InputStream in, PrintStream out, PrintStream err) {

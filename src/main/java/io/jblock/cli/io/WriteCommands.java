@@ -116,7 +116,6 @@ final class WriteCommands {
             if (zeroes) {
                 s.drive.writeZeroes(offset, count, flags);
             } else {
-                guard(s, offset, buf);
                 s.drive.write(offset, ByteBuffer.wrap(buf), flags);
             }
         } catch (BlockException e) {
@@ -169,7 +168,6 @@ final class WriteCommands {
         s.drainAio();
         long t1 = System.nanoTime();
         try {
-            guard(s, offset, buf);
             s.drive.write(offset, ByteBuffer.wrap(buf), flags);
         } catch (BlockException e) {
             s.out.print("writev failed: " + IoSession.strerror(e) + "\n");
@@ -256,7 +254,6 @@ final class WriteCommands {
             if (zeroes) {
                 s.drive.writeZeroes(offset, size, flags);
             } else {
-                guard(s, offset, buf);
                 s.drive.write(offset, ByteBuffer.wrap(buf), flags);
             }
         } catch (BlockException e) {
@@ -272,12 +269,6 @@ final class WriteCommands {
             }
         });
         return 0;
-    }
-
-    private static void guard(IoSession s, long offset, byte[] buf) throws BlockException {
-        if (ProbedRawGuard.applies(s.request, s.drive)) {
-            ProbedRawGuard.check(s.drive, offset, buf);
-        }
     }
 
     static byte[] filled(int size, int pattern) {

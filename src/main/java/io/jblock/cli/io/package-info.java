@@ -23,10 +23,22 @@
  *       crashes); {@code wait_break} fails at once (qemu-io waits forever
  *       without blkdebug); {@code abort} and fatal {@code sigraise} end the
  *       run with the status a shell would see instead of killing the JVM.</li>
- *   <li>{@code -s} keeps its throw-away layer in memory, with qcow2's
- *       64 KiB granularity for map and alloc, and survives {@code reopen};
- *       {@code info} on it does not print qcow2's format-specific block.</li>
- *   <li>Lengths are exact: QEMU rounds an image's length up to 512 bytes.</li>
+ *   <li>{@code -s} opens the image read-only under jblock's snapshot
+ *       overlay (io.jblock.filter.SnapshotOverlay, through
+ *       {@code DriveConfig.snapshot}), not under a temporary qcow2: map and
+ *       alloc see the same 64 KiB granularity, but {@code info} names the
+ *       overlay instead of printing qcow2's, {@code truncate} fails (the
+ *       overlay cannot resize yet), and the layer survives {@code reopen}
+ *       (qemu-io 7.2 looks for its deleted temporary file there and fails).</li>
+ *   <li>aio=native ({@code -k}, {@code -i native}) and aio=io_uring fail with
+ *       the engine's "not available yet" error until jblock has those
+ *       engines; they never fall back to the threads engine.</li>
+ *   <li>Lengths are exact: QEMU rounds an image's length up to 512 bytes,
+ *       and under O_DIRECT a write to the unaligned tail of an image grows
+ *       it to the next multiple of the alignment; jblock does neither.</li>
+ *   <li>Under O_DIRECT, an unaligned {@code write -z -n} (no fallback)
+ *       succeeds: jblock's file node does the read-modify-write where QEMU
+ *       fails with ENOTSUP.</li>
  *   <li>The usage text ends with jblock's bug-report line, {@code -V} names jblock.</li>
  * </ul>
  */

@@ -145,6 +145,9 @@ public final class NbdTool implements Tool {
     }
 
     private int serve(String prog, NbdOptions o, PrintStream err) throws UsageException {
+        if (o.verbose) {
+            verboseLogging(prog, err);
+        }
         Drive drive;
         try {
             drive = openDrive(o, err);
@@ -193,6 +196,27 @@ public final class NbdTool implements Tool {
             return 1;
         }
         return 0;
+    }
+
+    /** -v: jblock's debug messages (connections, refused options and requests) to stderr. */
+    private static void verboseLogging(String prog, PrintStream err) {
+        java.util.logging.Logger jblock = java.util.logging.Logger.getLogger("io.jblock");
+        java.util.logging.StreamHandler h = new java.util.logging.StreamHandler(err, new java.util.logging.Formatter() {
+            @Override
+            public String format(java.util.logging.LogRecord r) {
+                return prog + ": " + formatMessage(r) + System.lineSeparator();
+            }
+        }) {
+            @Override
+            public synchronized void publish(java.util.logging.LogRecord r) {
+                super.publish(r);
+                flush();
+            }
+        };
+        h.setLevel(java.util.logging.Level.ALL);
+        jblock.setLevel(java.util.logging.Level.FINE);
+        jblock.addHandler(h);
+        jblock.setUseParentHandlers(false);
     }
 
     private static Drive openDrive(NbdOptions o, PrintStream err) throws BlockException {
