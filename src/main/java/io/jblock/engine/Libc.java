@@ -122,11 +122,19 @@ final class Libc {
     static final int S_IFMT = 0170000;
     /** st_mode file type of a regular file. */
     static final int S_IFREG = 0100000;
+    /** st_mode file type of a character device (/dev/null, /dev/zero). */
+    static final int S_IFCHR = 0020000;
+    /** st_mode file type of a block device (a disk, a partition, a loop device). */
+    static final int S_IFBLK = 0060000;
 
     /** What fstat tells about a file. */
     record Stat(int mode, long size, long blocks) {
         boolean isRegularFile() {
             return (mode & S_IFMT) == S_IFREG;
+        }
+
+        boolean isDevice() {
+            return (mode & S_IFMT) == S_IFCHR || (mode & S_IFMT) == S_IFBLK;
         }
     }
 

@@ -13,8 +13,8 @@ import io.jblock.block.Prealloc;
 import io.jblock.engine.EngineFile;
 import io.jblock.engine.ErrnoException;
 import io.jblock.engine.IoEngine;
+import io.jblock.engine.NotDeviceException;
 import io.jblock.engine.NotRegularFileException;
-import io.jblock.engine.PosixFile;
 
 import java.io.IOException;
 import java.nio.file.FileSystemException;
@@ -27,33 +27,29 @@ import java.nio.file.Path;
  * asked for, or an error. Never a silent fall back to another engine, so a
  * user who asks for io_uring never measures threads by mistake.
  *
- * <p>Creating an image file follows QEMU's file protocol step for step,
- * because the result (length, which blocks are allocated, which read as
- * holes) is part of what users see:
- * <ol>
- *   <li>the size is rounded up to a 512-byte sector;</li>
- *   <li>the file is opened (created 0644 if missing), locked the way QEMU
- *       locks images ({@link ImageLocks}: an image another QEMU process is
- *       using is refused, not clobbered), and truncated to 0, so nothing of
- *       an old file survives;</li>
- *   <li>it is grown to the size: off grows with a hole; falloc reserves the
- *       blocks (posix_fallocate: allocated, but unwritten extents read as
- *       holes); full writes zeroes everywhere and syncs;</li>
- *   <li>for off and falloc, the first block is written with zeroes (512
- *       bytes for images under 4 KiB, else 4 KiB), as QEMU does so that a
- *       later open can probe the alignment; a failure there is ignored.</li>
- * </ol>
+ * <p>{@link #hostDevice()} is QEMU's host_device: the same options on a
+ * character or block device, which the file protocol refuses.
  */
 public final class FileDriver implements BlockDriver {
-    private static final long SECTOR = 512;
-    /** QEMU's MAX_BLOCKSIZE: the first block written on create is this, or one sector for smaller images. */
-    private static final long FIRST_BLOCK = 4096;
-    /** The size of each write of zeroes for preallocation=full, as QEMU's. */
-    private static final int ZERO_CHUNK = 65536;
+    private final boolean hostDevice;
+
+    /** The file protocol: regular files only. */
+    public FileDriver() {
+        this(false);
+    }
+
+    private FileDriver(boolean hostDevice) {
+        this.hostDevice = hostDevice;
+    }
+
+    /** QEMU's host_device protocol: character and block devices only. */
+    public static FileDriver hostDevice() {
+        return new FileDriver(true);
+    }
 
     @Override
     public String name() {
-        return "file";
+        return hostDevice ? "host_device" : "file";
     }
 
     @Override
@@ -94,10 +90,14 @@ public final class FileDriver implements BlockDriver {
         Path path = Path.of(filename);
         EngineFile f;
         try {
-            f = engine.open(path, settings.readOnly(), settings.direct());
+            f = hostDevice ? engine.openDevice(path, settings.readOnly(), settings.direct())
+                    : engine.open(path, settings.readOnly(), settings.direct());
         } catch (NotRegularFileException e) {
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + filename
                     + "' to be a regular file");
+        } catch (NotDeviceException e) {
+            throw new BlockException(Errno.EINVAL, "'host_device' driver requires '" + filename
+                    + "' to be either a character or block device");
         } catch (ErrnoException e) {
             if (e.errno() == Errno.EINVAL.number() && settings.direct()) {
                 throw new BlockException(Errno.EINVAL, "Could not open '" + filename
@@ -113,84 +113,16 @@ public final class FileDriver implements BlockDriver {
     }
 
     /**
-     * Creates the image file; failures carry the errno (EFBIG when the file
-     * system cannot hold the size) and QEMU's words: "Could not create 'NAME':
-     * why", "Could not resize file: why", "Could not preallocate new data: why",
-     * "Could not write zeros for preallocation: why", "Could not flush file to
-     * disk: why", and the lock failures of {@link ImageLocks}.
+     * Creates the image: on a regular file as QEMU's file protocol does, on a
+     * device as its host_device protocol does (see {@link FileCreation}).
      */
     @Override
     public void create(String filename, long size, Prealloc preallocation) throws BlockException {
-        long rounded = roundUpToSector(size);
-        PosixFile f;
-        try {
-            f = PosixFile.openOrCreate(filename);
-        } catch (ErrnoException e) {
-            throw failure("Could not create '" + filename + "'", e);
+        if (hostDevice) {
+            FileCreation.createOnDevice(filename, size, preallocation);
+        } else {
+            FileCreation.createFile(filename, size, preallocation);
         }
-        try (f) {
-            ImageLocks.takeForCreate(f, filename);
-            resize(f, 0);
-            switch (preallocation) {
-                case OFF -> {
-                    resize(f, rounded);
-                    allocateFirstBlock(f, rounded);
-                }
-                case FALLOC -> {
-                    if (rounded != 0) {
-                        call(() -> f.preallocate(0, rounded), "Could not preallocate new data");
-                        allocateFirstBlock(f, rounded);
-                    }
-                }
-                case FULL -> {
-                    resize(f, rounded);
-                    call(() -> f.writeZeroes(0, rounded, ZERO_CHUNK), "Could not write zeros for preallocation");
-                    call(f::sync, "Could not flush file to disk");
-                }
-                // Refused only now, as QEMU does: the file has been created and emptied already.
-                case METADATA -> throw new BlockException(Errno.ENOTSUP, "Unsupported preallocation mode: metadata");
-            }
-        }
-    }
-
-    /** QEMU's ROUND_UP on an unsigned 64-bit size: the largest sizes wrap to negative, which ftruncate refuses. */
-    static long roundUpToSector(long size) {
-        return (size + SECTOR - 1) & ~(SECTOR - 1);
-    }
-
-    private static void resize(PosixFile f, long size) throws BlockException {
-        call(() -> f.truncate(size), "Could not resize file");
-    }
-
-    /** Zeroes the first block, an optimisation for later opens: as in QEMU, its failure does not fail the creation. */
-    private static void allocateFirstBlock(PosixFile f, long size) {
-        if (size <= 0) {
-            return;
-        }
-        long n = size < FIRST_BLOCK ? SECTOR : FIRST_BLOCK;
-        try {
-            f.writeZeroes(0, n, (int) n);
-        } catch (ErrnoException ignored) {
-            // Nothing to report: the image is complete without it.
-        }
-    }
-
-    /** One step of creation: a system call that can fail. */
-    private interface Step {
-        void run() throws ErrnoException;
-    }
-
-    private static void call(Step step, String what) throws BlockException {
-        try {
-            step.run();
-        } catch (ErrnoException e) {
-            throw failure(what, e);
-        }
-    }
-
-    /** QEMU's error_setg_errno: "what: strerror", keeping the errno (an unknown one becomes EIO). */
-    private static BlockException failure(String what, ErrnoException e) {
-        return new BlockException(Errno.of(e.errno()), what + ": " + e.reason(), e);
     }
 
     /** QEMU's words for a value outside an enum's table (qapi_enum_parse). */

@@ -119,8 +119,8 @@ class FileDriverCreateTest {
 
     @Test
     void theLargestSizesWrapWhenRoundedAndAreRefused() {
-        assertThat(FileDriver.roundUpToSector(-1)).isZero();
-        assertThat(FileDriver.roundUpToSector(Long.MAX_VALUE)).isNegative();
+        assertThat(FileCreation.roundUpToSector(-1)).isZero();
+        assertThat(FileCreation.roundUpToSector(Long.MAX_VALUE)).isNegative();
         String p = dir.resolve("wrapped.img").toString();
         BlockException e = catchThrowableOfType(BlockException.class,
                 () -> driver.create(p, Long.MAX_VALUE, Prealloc.OFF));

@@ -142,11 +142,7 @@ final class CreateCommand implements ImgCommand {
             }
         }
         try {
-            if (protocolDescs == CreateOptions.HOST_DEVICE) {
-                RawCreator.createOnDevice(path, fileOpts);
-            } else {
-                RawCreator.create(path, fileOpts);
-            }
+            RawCreator.create(protocolDescs == CreateOptions.HOST_DEVICE ? "host_device" : "file", path, fileOpts);
         } catch (BlockException e) {
             throw ctx.fail(prefix + (e.errno() == Errno.EFBIG
                     ? "The image size is too large for file format '" + fmt + "'" : e.getMessage()));

@@ -97,16 +97,30 @@ final class ImageOpener {
         }
         c.options = options;
         Map<String, String> given = new LinkedHashMap<>(options.remaining());
-        Drive drive = openDrive(c);
-        Path host = hostFile(drive.root());
-        boolean fileProtocolNamed = "file".equals(driver) || "file".equals(given.get("file.driver"))
-                || r.name().startsWith("file:");
-        if (host != null && !Files.isRegularFile(host)
-                && !(HostDevices.isDevice(host.toString()) && !fileProtocolNamed)) {
-            drive.close();
-            throw new BlockException(Errno.EINVAL, "'file' driver requires '" + host + "' to be a regular file");
+        if (onHostDevice(r, c.filename, options)) {
+            options.put("file.driver", "host_device");
         }
-        return new Opened(drive, ImageName.of(r, host, given));
+        Drive drive = openDrive(c);
+        return new Opened(drive, ImageName.of(r, hostFile(drive.root()), given));
+    }
+
+    /**
+     * Whether the image's file is a character or block device that QEMU would
+     * open through host_device: its bdrv_find_protocol probes devices when
+     * neither the name ("file:"), the format (-f file) nor the options
+     * (file.driver) name the protocol. GraphOpener always picks "file"
+     * (reported), so the choice is made here.
+     */
+    private static boolean onHostDevice(Request r, String plainPath, NodeOptions options) {
+        if (options.has("file.driver")) {
+            return false;
+        }
+        if (plainPath != null) {
+            // A plain name with no protocol prefix is opened as given; "file:x" or -f file name the protocol.
+            return plainPath.equals(r.name()) && !"file".equals(r.format()) && HostDevices.isDevice(plainPath);
+        }
+        String child = options.peek("file.filename");
+        return child != null && HostDevices.isDevice(child);
     }
 
     private static boolean isPlainName(Request r) {
