@@ -57,8 +57,17 @@ public final class InstrumentedEngine implements IoEngine {
 
     @Override
     public EngineFile open(Path path, boolean readOnly, boolean direct) throws IOException {
+        return counted(path, inner.open(path, readOnly, direct));
+    }
+
+    @Override
+    public EngineFile openDevice(Path path, boolean readOnly, boolean direct) throws IOException {
+        return counted(path, inner.openDevice(path, readOnly, direct));
+    }
+
+    /** Counts the calls on a newly opened file, under its path (a later open of the path replaces them). */
+    private EngineFile counted(Path path, EngineFile f) {
         Counters c = new Counters();
-        EngineFile f = inner.open(path, readOnly, direct);
         byPath.put(path.toAbsolutePath().normalize(), c);
         return new CountingFile(f, c);
     }

@@ -14,10 +14,19 @@ public interface IoEngine {
     String name();
 
     /**
-     * Opens a file.
+     * Opens a regular file; anything else fails with {@link NotRegularFileException}.
      *
      * @param readOnly open O_RDONLY rather than O_RDWR
      * @param direct   open with O_DIRECT; the returned file's {@link EngineFile#alignment()} says what it needs
      */
     EngineFile open(Path path, boolean readOnly, boolean direct) throws IOException;
+
+    /**
+     * Opens a character or block device, as QEMU's host_device protocol
+     * does; anything else fails with {@link NotDeviceException}. Engines
+     * that cannot drive devices say so.
+     */
+    default EngineFile openDevice(Path path, boolean readOnly, boolean direct) throws IOException {
+        throw new IOException("the '" + name() + "' engine cannot open devices");
+    }
 }

@@ -15,8 +15,11 @@ import java.nio.file.Path;
 /**
  * The few Linux system calls the file protocol needs and FileChannel does not
  * offer, called through FFM (no JNI): open, close, fallocate, lseek with
- * SEEK_DATA/SEEK_HOLE, fstat and ftruncate. errno is captured by the linker
- * right after each call, so nothing the JVM does in between can clobber it.
+ * SEEK_DATA/SEEK_HOLE, fstat and ftruncate for open files; and for creating
+ * image files, open with O_CREAT, posix_fallocate, pwrite, fsync and open file
+ * description locks. errno is captured by the linker right after each call,
+ * so nothing the JVM does in between can clobber it. This is the one place
+ * jblock binds libc.
  *
  * <p>Constants are the values of Linux with glibc on x86_64 and aarch64 (both
  * use the asm-generic numbers for everything here). A downcall pins the
@@ -30,6 +33,8 @@ final class Libc {
     static final int O_RDONLY = 0;
     /** Open for reading and writing. */
     static final int O_RDWR = 2;
+    /** Create the file if it does not exist (with the mode given to open); octal 0100. */
+    static final int O_CREAT = 0x40;
     /** Close the descriptor on exec, so child processes (qemu-img in tests) do not inherit it; octal 02000000. */
     static final int O_CLOEXEC = 0x80000;
     /**
@@ -38,7 +43,9 @@ final class Libc {
      */
     static final int O_DIRECT = isAarch64() ? 0x10000 : 0x4000;
 
-    // ---- lseek(2) whence values (linux/fs.h)
+    // ---- lseek(2) whence values (linux/fs.h); also struct flock's l_whence
+    /** Offsets count from the start of the file. */
+    static final int SEEK_SET = 0;
     /** Seek to the first byte of data at or after the offset. */
     static final int SEEK_DATA = 3;
     /** Seek to the first hole at or after the offset; the end of the file counts as a hole. */
@@ -54,9 +61,43 @@ final class Libc {
     /** Make the range read as zero, keeping (or converting to unwritten) its blocks allocated. */
     static final int FALLOC_FL_ZERO_RANGE = 0x10;
 
+    // ---- fcntl(2) open file description locks (asm-generic/fcntl.h)
+    /**
+     * Ask whether a lock could be placed; the struct comes back with the
+     * conflicting lock's type, or F_UNLCK. Open file description locks belong
+     * to the open file, not the process, so two opens in one JVM conflict as
+     * two processes do (classic POSIX locks would not, and would all drop
+     * when any descriptor of the file is closed).
+     */
+    static final int F_OFD_GETLK = 36;
+    /** Place or remove a lock without waiting; EAGAIN when another open file holds a conflicting one. */
+    static final int F_OFD_SETLK = 37;
+    /** l_type of a shared (read) lock. */
+    static final short F_RDLCK = 0;
+    /** l_type of an exclusive (write) lock. */
+    static final short F_WRLCK = 1;
+    /** l_type of no lock: what F_OFD_GETLK answers when nothing is in the way. */
+    static final short F_UNLCK = 2;
+
+    // ---- struct flock (asm-generic/fcntl.h), the same on x86_64 and aarch64
+    /** The whole struct: l_type, l_whence, padding, l_start, l_len, l_pid, padding. */
+    static final long FLOCK_SIZE = 32;
+    /** l_type (short): F_RDLCK, F_WRLCK or F_UNLCK. */
+    static final long FLOCK_TYPE_OFFSET = 0;
+    /** l_whence (short): what l_start counts from. */
+    static final long FLOCK_WHENCE_OFFSET = 2;
+    /** l_start (off_t): the first byte of the range. */
+    static final long FLOCK_START_OFFSET = 8;
+    /** l_len (off_t): the number of bytes; 0 would mean "to the end of the file, however long". */
+    static final long FLOCK_LEN_OFFSET = 16;
+    /** l_pid (int): must be 0 for open file description locks. */
+    static final long FLOCK_PID_OFFSET = 24;
+
     // ---- errno values (asm-generic/errno-base.h, asm-generic/errno.h)
     /** Interrupted by a signal: retry. */
     static final int EINTR = 4;
+    /** A non-blocking lock is held by someone else (also EWOULDBLOCK). */
+    static final int EAGAIN = 11;
     /** lseek SEEK_DATA/SEEK_HOLE: no data (or no hole) at or after the offset before the end of file. */
     static final int ENXIO = 6;
     /** fallocate on something that is not a regular file or block device. */
@@ -81,11 +122,19 @@ final class Libc {
     static final int S_IFMT = 0170000;
     /** st_mode file type of a regular file. */
     static final int S_IFREG = 0100000;
+    /** st_mode file type of a character device (/dev/null, /dev/zero). */
+    static final int S_IFCHR = 0020000;
+    /** st_mode file type of a block device (a disk, a partition, a loop device). */
+    static final int S_IFBLK = 0060000;
 
     /** What fstat tells about a file. */
     record Stat(int mode, long size, long blocks) {
         boolean isRegularFile() {
             return (mode & S_IFMT) == S_IFREG;
+        }
+
+        boolean isDevice() {
+            return (mode & S_IFMT) == S_IFCHR || (mode & S_IFMT) == S_IFBLK;
         }
     }
 
@@ -99,8 +148,18 @@ final class Libc {
     private static final ValueLayout.OfLong OFF_T = ValueLayout.JAVA_LONG;
     private static final ValueLayout PTR = ValueLayout.ADDRESS;
 
-    /** int open(const char *path, int flags, ...): variadic after flags; the mode is passed but unused (no O_CREAT). */
+    /** int open(const char *path, int flags, ...): variadic after flags; the mode only counts with O_CREAT. */
     private static final MethodHandle OPEN = bind("open", FunctionDescriptor.of(INT, PTR, INT, INT),
+            SAVE_ERRNO, Linker.Option.firstVariadicArg(2));
+    /** int posix_fallocate(int fd, off_t offset, off_t len): returns the error number; errno is left alone. */
+    private static final MethodHandle POSIX_FALLOCATE = bind("posix_fallocate",
+            FunctionDescriptor.of(INT, INT, OFF_T, OFF_T));
+    /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset). */
+    private static final MethodHandle PWRITE = bind("pwrite", FunctionDescriptor.of(OFF_T, INT, PTR, OFF_T, OFF_T),
+            SAVE_ERRNO);
+    private static final MethodHandle FSYNC = bind("fsync", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
+    /** int fcntl(int fd, int cmd, ...): variadic after cmd; here the argument is a struct flock pointer. */
+    private static final MethodHandle FCNTL_LOCK = bind("fcntl", FunctionDescriptor.of(INT, INT, INT, PTR),
             SAVE_ERRNO, Linker.Option.firstVariadicArg(2));
     private static final MethodHandle CLOSE = bind("close", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
     private static final MethodHandle FALLOCATE = bind("fallocate",
@@ -125,109 +184,157 @@ final class Libc {
         return arch.equals("aarch64") || arch.equals("arm64");
     }
 
-    /** open(2) without O_CREAT; returns the file descriptor. */
-    static int open(Path path, int flags) throws ErrnoException {
+    /** A downcall that captures errno into {@code state}; returns the call's result, negative on failure. */
+    @FunctionalInterface
+    private interface Downcall {
+        long invoke(MemorySegment state) throws Throwable;
+    }
+
+    /** Whether a call interrupted by a signal is made again, or reported as EINTR. */
+    private enum OnEintr { RETRY, FAIL }
+
+    /**
+     * Makes a system call that returns -1 and sets errno on failure: errno
+     * becomes an {@link ErrnoException} named {@code call}; a failure to link
+     * or run the downcall itself is a bug, not an I/O error.
+     */
+    private static long syscall(String call, OnEintr onEintr, Downcall downcall) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CAPTURE);
-            MemorySegment cpath = arena.allocateFrom(path.toString());
-            int fd = (int) OPEN.invokeExact(state, cpath, flags, 0);
-            if (fd < 0) {
-                throw new ErrnoException("open", errno(state));
+            while (true) {
+                long r = downcall.invoke(state);
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(state);
+                if (e != EINTR || onEintr == OnEintr.FAIL) {
+                    throw new ErrnoException(call, e);
+                }
             }
-            return fd;
         } catch (ErrnoException e) {
             throw e;
         } catch (Throwable t) {
-            throw linkageFailure("open", t);
+            throw linkageFailure(call, t);
+        }
+    }
+
+    /** open(2) without O_CREAT; returns the file descriptor. */
+    static int open(Path path, int flags) throws ErrnoException {
+        return open(path.toString(), flags, 0);
+    }
+
+    /**
+     * open(2), retried on EINTR; returns the file descriptor. The path is a
+     * string, not a {@link Path}, where the name must reach the kernel as
+     * given: Path drops a trailing '/', which changes what open does.
+     *
+     * @param mode the permissions of a file O_CREAT creates, before the umask
+     */
+    static int open(String path, int flags, int mode) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cpath = arena.allocateFrom(path);
+            return (int) syscall("open", OnEintr.RETRY, state -> (int) OPEN.invokeExact(state, cpath, flags, mode));
         }
     }
 
     /** close(2); errors are ignored, as there is nothing left to do with the descriptor. */
     static void close(int fd) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            int ignored = (int) CLOSE.invokeExact(state, fd);
-        } catch (Throwable t) {
-            throw linkageFailure("close", t);
+        try {
+            syscall("close", OnEintr.FAIL, state -> (int) CLOSE.invokeExact(state, fd));
+        } catch (ErrnoException ignored) {
+            // Not retried on EINTR either: Linux has released the descriptor already.
         }
     }
 
     /** fallocate(2), retried on EINTR. */
     static void fallocate(int fd, int mode, long offset, long length) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            while (true) {
-                int r = (int) FALLOCATE.invokeExact(state, fd, mode, offset, length);
-                if (r == 0) {
-                    return;
-                }
-                int e = errno(state);
-                if (e != EINTR) {
-                    throw new ErrnoException("fallocate(" + fallocateModeName(mode) + ")", e);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("fallocate", t);
-        }
+        syscall("fallocate(" + fallocateModeName(mode) + ")", OnEintr.RETRY,
+                state -> (int) FALLOCATE.invokeExact(state, fd, mode, offset, length));
     }
 
     /** lseek(2); returns the new offset. */
     static long lseek(int fd, long offset, int whence) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            long r = (long) LSEEK.invokeExact(state, fd, offset, whence);
-            if (r < 0) {
-                throw new ErrnoException(whence == SEEK_DATA ? "lseek(SEEK_DATA)"
-                        : whence == SEEK_HOLE ? "lseek(SEEK_HOLE)" : "lseek", errno(state));
-            }
-            return r;
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("lseek", t);
-        }
+        String call = whence == SEEK_DATA ? "lseek(SEEK_DATA)" : whence == SEEK_HOLE ? "lseek(SEEK_HOLE)" : "lseek";
+        return syscall(call, OnEintr.FAIL, state -> (long) LSEEK.invokeExact(state, fd, offset, whence));
     }
 
     /** fstat(2). */
     static Stat fstat(int fd) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
             MemorySegment st = arena.allocate(STAT_SIZE, 8);
-            int r = (int) FSTAT.invokeExact(state, fd, st);
-            if (r < 0) {
-                throw new ErrnoException("fstat", errno(state));
-            }
+            syscall("fstat", OnEintr.FAIL, state -> (int) FSTAT.invokeExact(state, fd, st));
             return new Stat(st.get(ValueLayout.JAVA_INT, STAT_MODE_OFFSET),
                     st.get(ValueLayout.JAVA_LONG, STAT_SIZE_OFFSET),
                     st.get(ValueLayout.JAVA_LONG, STAT_BLOCKS_OFFSET));
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw linkageFailure("fstat", t);
         }
     }
 
     /** ftruncate(2): shrinks, or grows with a hole, retried on EINTR. */
     static void ftruncate(int fd, long length) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CAPTURE);
-            while (true) {
-                int r = (int) FTRUNCATE.invokeExact(state, fd, length);
-                if (r == 0) {
-                    return;
-                }
-                int e = errno(state);
-                if (e != EINTR) {
-                    throw new ErrnoException("ftruncate", e);
-                }
-            }
-        } catch (ErrnoException e) {
-            throw e;
+        syscall("ftruncate", OnEintr.RETRY, state -> (int) FTRUNCATE.invokeExact(state, fd, length));
+    }
+
+    /**
+     * posix_fallocate(3): reserves the blocks of the range, growing the file
+     * if it ends past the end. Where the file system has no fallocate, glibc
+     * writes a zero into every block instead, so this does not fail with
+     * EOPNOTSUPP as {@link #fallocate} does. It returns the error number
+     * rather than setting errno, hence no capture.
+     */
+    static void posixFallocate(int fd, long offset, long length) throws ErrnoException {
+        int r;
+        try {
+            do {
+                r = (int) POSIX_FALLOCATE.invokeExact(fd, offset, length);
+            } while (r == EINTR);
         } catch (Throwable t) {
-            throw linkageFailure("ftruncate", t);
+            throw linkageFailure("posix_fallocate", t);
         }
+        if (r != 0) {
+            throw new ErrnoException("posix_fallocate", r);
+        }
+    }
+
+    /** pwrite(2) of the first {@code length} bytes of {@code buf}, retried on EINTR; returns the bytes written. */
+    static long pwrite(int fd, MemorySegment buf, long length, long offset) throws ErrnoException {
+        return syscall("pwrite", OnEintr.RETRY, state -> (long) PWRITE.invokeExact(state, fd, buf, length, offset));
+    }
+
+    /** fsync(2): data and all metadata, for a file just created and filled. */
+    static void fsync(int fd) throws ErrnoException {
+        syscall("fsync", OnEintr.FAIL, state -> (int) FSYNC.invokeExact(state, fd));
+    }
+
+    /** fcntl(F_OFD_SETLK): places a lock of {@code type} on {@code length} bytes at {@code start}, without waiting. */
+    static void setLock(int fd, short type, long start, long length) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment fl = flock(arena, type, start, length);
+            syscall("fcntl(F_OFD_SETLK)", OnEintr.FAIL, state -> (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_SETLK,
+                    fl));
+        }
+    }
+
+    /**
+     * fcntl(F_OFD_GETLK): the type of a lock another open file holds that
+     * would conflict with one of {@code type} on the range, or F_UNLCK.
+     */
+    static short conflictingLock(int fd, short type, long start, long length) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment fl = flock(arena, type, start, length);
+            syscall("fcntl(F_OFD_GETLK)", OnEintr.FAIL, state -> (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_GETLK,
+                    fl));
+            return fl.get(ValueLayout.JAVA_SHORT, FLOCK_TYPE_OFFSET);
+        }
+    }
+
+    private static MemorySegment flock(Arena arena, short type, long start, long length) {
+        MemorySegment fl = arena.allocate(FLOCK_SIZE, 8); // zeroed: l_pid and the padding are 0
+        fl.set(ValueLayout.JAVA_SHORT, FLOCK_TYPE_OFFSET, type);
+        fl.set(ValueLayout.JAVA_SHORT, FLOCK_WHENCE_OFFSET, (short) SEEK_SET);
+        fl.set(ValueLayout.JAVA_LONG, FLOCK_START_OFFSET, start);
+        fl.set(ValueLayout.JAVA_LONG, FLOCK_LEN_OFFSET, length);
+        fl.set(ValueLayout.JAVA_INT, FLOCK_PID_OFFSET, 0);
+        return fl;
     }
 
     /** glibc's strerror text, e.g. "Operation not supported". */

@@ -39,12 +39,25 @@ public final class ThreadsEngine implements IoEngine {
 
     @Override
     public EngineFile open(Path path, boolean readOnly, boolean direct) throws IOException {
+        return open(path, readOnly, direct, false);
+    }
+
+    @Override
+    public EngineFile openDevice(Path path, boolean readOnly, boolean direct) throws IOException {
+        return open(path, readOnly, direct, true);
+    }
+
+    private EngineFile open(Path path, boolean readOnly, boolean direct, boolean device) throws IOException {
         // O_DIRECT here too, though these calls do not need it: a file system without O_DIRECT then
         // fails the open with EINVAL, before anything else is asked of it, as under QEMU.
         int fd = Libc.open(path, (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC
                 | (direct ? Libc.O_DIRECT : 0));
         try {
-            if (!Libc.fstat(fd).isRegularFile()) {
+            Libc.Stat st = Libc.fstat(fd);
+            if (device && !st.isDevice()) {
+                throw new NotDeviceException(path.toString());
+            }
+            if (!device && !st.isRegularFile()) {
                 throw new NotRegularFileException(path.toString());
             }
             Set<OpenOption> opts = new HashSet<>();

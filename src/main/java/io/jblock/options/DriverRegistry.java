@@ -17,6 +17,7 @@ public final class DriverRegistry {
     public static DriverRegistry standard() {
         DriverRegistry r = new DriverRegistry();
         r.register(new FileDriver());
+        r.register(FileDriver.hostDevice());
         r.register(new MemoryDriver());
         r.register(new RawDriver());
         return r;

@@ -3,7 +3,9 @@ package io.jblock.options;
 import io.jblock.block.BlockException;
 import io.jblock.block.Errno;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.function.Consumer;
 
 /**
@@ -34,78 +36,119 @@ public final class KeyValueParser {
     private KeyValueParser() {
     }
 
+    /** One {@code name=value} element, in the order given; a flag is already turned into "on" or "off". */
+    public record Element(String name, String value) {
+    }
+
     /** Parses without reporting deprecation warnings. */
     public static LinkedHashMap<String, String> parse(String text, String impliedKey) throws BlockException {
         return parse(text, impliedKey, w -> { });
     }
 
     /**
-     * Parses {@code text}; {@code warnings} receives QEMU's warning for each
-     * short-form boolean ({@code "short-form boolean option 'foo' deprecated\nPlease use foo=on instead"}).
+     * Parses {@code text} as QemuOpts does for {@code -drive} and
+     * {@code --image-opts}: a later value for a key replaces the earlier one,
+     * and the first {@code id} is the options' id, checked and put first.
+     * {@code warnings} receives QEMU's warning for each short-form boolean
+     * ({@code "short-form boolean option 'foo' deprecated\nPlease use foo=on instead"}).
      */
     public static LinkedHashMap<String, String> parse(String text, String impliedKey, Consumer<String> warnings)
             throws BlockException {
         LinkedHashMap<String, String> out = new LinkedHashMap<>();
         String id = null;
-        boolean sawId = false;
+        for (Element e : elements(text, impliedKey, warnings)) {
+            if (!e.name().equals("id")) {
+                out.put(e.name(), e.value());
+            } else if (id == null) {
+                id = e.value();
+            }
+        }
+        if (id == null) {
+            return out;
+        }
+        if (!isIdentifier(id)) {
+            throw new BlockException(Errno.EINVAL, "Parameter 'id' expects an identifier\n" + ID_HINT);
+        }
+        LinkedHashMap<String, String> withId = new LinkedHashMap<>();
+        withId.put("id", id);
+        withId.putAll(out);
+        return withId;
+    }
+
+    /**
+     * The syntax alone: every element in order, repeated keys and {@code id}
+     * included, for callers that give them their own meaning (qemu-img's
+     * {@code -o} checks each element as it comes and ignores {@code id}).
+     *
+     * @param impliedKey the key a first bare element is the value of, or null
+     * @param warnings   receives the short-form boolean warning, or null
+     *                   where QEMU parses without it (qemu_opts_do_parse,
+     *                   as qemu-img's {@code -o})
+     */
+    public static List<Element> elements(String text, String impliedKey, Consumer<String> warnings) {
+        List<Element> out = new ArrayList<>();
         int p = 0;
         int n = text.length();
         String firstName = impliedKey;
         while (p < n) {
             int len = nameLength(text, p);
-            String name;
-            String value;
-            if (p + len >= n || text.charAt(p + len) != '=') {
-                if (firstName != null) {
-                    name = firstName;
-                    StringBuilder v = new StringBuilder();
-                    p = readValue(text, p, v);
-                    value = v.toString();
-                } else {
-                    name = text.substring(p, p + len);
-                    p += len;
-                    String prefix = "";
-                    if (name.startsWith("no")) {
-                        name = name.substring(2);
-                        value = "off";
-                        prefix = "no";
-                    } else {
-                        value = "on";
-                    }
-                    if (!isHelp(name)) {
-                        warnings.accept("short-form boolean option '" + prefix + name + "' deprecated\n"
-                                + "Please use " + name + "=" + value + " instead");
-                    }
-                }
-            } else {
-                name = text.substring(p, p + len);
+            boolean bare = p + len >= n || text.charAt(p + len) != '=';
+            if (bare && firstName != null) {
                 StringBuilder v = new StringBuilder();
+                p = readValue(text, p, v);
+                out.add(new Element(firstName, v.toString()));
+            } else if (bare) {
+                out.add(flag(text.substring(p, p + len), warnings));
+                p += len;
+            } else {
+                StringBuilder v = new StringBuilder();
+                String name = text.substring(p, p + len);
                 p = readValue(text, p + len + 1, v);
-                value = v.toString();
+                out.add(new Element(name, v.toString()));
             }
             if (p < n) {
                 p++; // the separating comma
             }
             firstName = null;
-            if (name.equals("id")) {
-                if (!sawId) {
-                    id = value;
-                    sawId = true;
-                }
-                continue;
-            }
-            out.put(name, value);
-        }
-        if (sawId) {
-            if (!isIdentifier(id)) {
-                throw new BlockException(Errno.EINVAL, "Parameter 'id' expects an identifier\n" + ID_HINT);
-            }
-            LinkedHashMap<String, String> withId = new LinkedHashMap<>();
-            withId.put("id", id);
-            withId.putAll(out);
-            return withId;
         }
         return out;
+    }
+
+    /**
+     * {@code foo} is {@code foo=on}, {@code nofoo} is {@code foo=off}. QEMU
+     * warns about both short forms except a bare {@code help} or {@code ?}
+     * ({@code nohelp} is warned about, as qemu-img does).
+     */
+    private static Element flag(String word, Consumer<String> warnings) {
+        boolean negated = word.startsWith("no");
+        String name = negated ? word.substring(2) : word;
+        String value = negated ? "off" : "on";
+        if (warnings != null && (negated || !isHelp(name))) {
+            warnings.accept("short-form boolean option '" + word + "' deprecated\n"
+                    + "Please use " + name + "=" + value + " instead");
+        }
+        return new Element(name, value);
+    }
+
+    /**
+     * QEMU's has_help_option: whether any value of the list, split at single
+     * commas only (so {@code a,,help} is the one value "a,help"), is
+     * {@code help} or {@code ?}. A {@code help=1} does not count.
+     */
+    public static boolean hasHelpOption(String text) {
+        int p = 0;
+        int n = text.length();
+        while (p < n) {
+            StringBuilder v = new StringBuilder();
+            p = readValue(text, p, v);
+            if (p < n) {
+                p++;
+            }
+            if (isHelp(v.toString())) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** QEMU's id_wellformed: a letter, then letters, digits, '-', '.' or '_'. */

@@ -9,9 +9,11 @@ import io.jblock.block.Errno;
 import io.jblock.block.NodeOptions;
 import io.jblock.block.NodeSettings;
 import io.jblock.block.OpenContext;
+import io.jblock.block.Prealloc;
 import io.jblock.engine.EngineFile;
 import io.jblock.engine.ErrnoException;
 import io.jblock.engine.IoEngine;
+import io.jblock.engine.NotDeviceException;
 import io.jblock.engine.NotRegularFileException;
 
 import java.io.IOException;
@@ -24,11 +26,30 @@ import java.nio.file.Path;
  * <p>The engine is chosen here, in one place: the engine for the aio mode
  * asked for, or an error. Never a silent fall back to another engine, so a
  * user who asks for io_uring never measures threads by mistake.
+ *
+ * <p>{@link #hostDevice()} is QEMU's host_device: the same options on a
+ * character or block device, which the file protocol refuses.
  */
 public final class FileDriver implements BlockDriver {
+    private final boolean hostDevice;
+
+    /** The file protocol: regular files only. */
+    public FileDriver() {
+        this(false);
+    }
+
+    private FileDriver(boolean hostDevice) {
+        this.hostDevice = hostDevice;
+    }
+
+    /** QEMU's host_device protocol: character and block devices only. */
+    public static FileDriver hostDevice() {
+        return new FileDriver(true);
+    }
+
     @Override
     public String name() {
-        return "file";
+        return hostDevice ? "host_device" : "file";
     }
 
     @Override
@@ -69,10 +90,14 @@ public final class FileDriver implements BlockDriver {
         Path path = Path.of(filename);
         EngineFile f;
         try {
-            f = engine.open(path, settings.readOnly(), settings.direct());
+            f = hostDevice ? engine.openDevice(path, settings.readOnly(), settings.direct())
+                    : engine.open(path, settings.readOnly(), settings.direct());
         } catch (NotRegularFileException e) {
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + filename
                     + "' to be a regular file");
+        } catch (NotDeviceException e) {
+            throw new BlockException(Errno.EINVAL, "'host_device' driver requires '" + filename
+                    + "' to be either a character or block device");
         } catch (ErrnoException e) {
             if (e.errno() == Errno.EINVAL.number() && settings.direct()) {
                 throw new BlockException(Errno.EINVAL, "Could not open '" + filename
@@ -85,6 +110,19 @@ public final class FileDriver implements BlockDriver {
             throw new BlockException(FileNode.errnoOf(e), "Could not open '" + filename + "': " + reason(e), e);
         }
         return new FileNode(settings, path, f);
+    }
+
+    /**
+     * Creates the image: on a regular file as QEMU's file protocol does, on a
+     * device as its host_device protocol does (see {@link FileCreation}).
+     */
+    @Override
+    public void create(String filename, long size, Prealloc preallocation) throws BlockException {
+        if (hostDevice) {
+            FileCreation.createOnDevice(filename, size, preallocation);
+        } else {
+            FileCreation.createFile(filename, size, preallocation);
+        }
     }
 
     /** QEMU's words for a value outside an enum's table (qapi_enum_parse). */

@@ -1,5 +1,9 @@
 package io.jblock.cli.img;
 
+import io.jblock.block.BlockException;
+import io.jblock.block.Errno;
+import io.jblock.options.KeyValueParser;
+
 import java.util.List;
 
 /**
@@ -55,7 +59,7 @@ final class CreateCommand implements ImgCommand {
         }
         List<String> operands = cl.operands();
         String filename = operands.isEmpty() ? null : operands.getFirst();
-        if (options != null && CreateOptions.asksForHelp(options)) {
+        if (options != null && KeyValueParser.hasHelpOption(options)) {
             return printOptionHelp(ctx, filename, fmt);
         }
         if (filename == null) {
@@ -138,14 +142,10 @@ final class CreateCommand implements ImgCommand {
             }
         }
         try {
-            if (protocolDescs == CreateOptions.HOST_DEVICE) {
-                RawCreator.createOnDevice(path, fileOpts);
-            } else {
-                RawCreator.create(path, fileOpts);
-            }
-        } catch (RawCreator.Failed e) {
-            throw ctx.fail(prefix + (e.tooLarge() ? "The image size is too large for file format '" + fmt + "'"
-                    : e.getMessage()));
+            RawCreator.create(protocolDescs == CreateOptions.HOST_DEVICE ? "host_device" : "file", path, fileOpts);
+        } catch (BlockException e) {
+            throw ctx.fail(prefix + (e.errno() == Errno.EFBIG
+                    ? "The image size is too large for file format '" + fmt + "'" : e.getMessage()));
         }
         return 0;
     }

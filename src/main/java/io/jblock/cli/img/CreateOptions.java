@@ -1,5 +1,7 @@
 package io.jblock.cli.img;
 
+import io.jblock.options.KeyValueParser;
+
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -75,7 +77,7 @@ final class CreateOptions {
     /** Parses and checks an option string; {@code warnings} gets size-syntax deprecation warnings. */
     void parse(String text, Consumer<String> warnings) throws Invalid {
         // Creation options take short-form flags without QEMU's deprecation warning.
-        for (QemuOptsSyntax.Element e : QemuOptsSyntax.split(text, null, null)) {
+        for (KeyValueParser.Element e : KeyValueParser.elements(text, null, null)) {
             if (!e.name().equals("id")) {
                 set(e.name(), e.value(), warnings);
             }
@@ -197,22 +199,5 @@ final class CreateOptions {
             i--;
         }
         return (text.length() - i) % 2 == 0;
-    }
-
-    /** Whether any value in the list is "help" or "?" (qemu's has_help_option, which splits on single commas). */
-    static boolean asksForHelp(String text) {
-        int i = 0;
-        int n = text.length();
-        while (i < n) {
-            StringBuilder v = new StringBuilder();
-            i = QemuOptsSyntax.readValue(text, i, v);
-            if (i < n) {
-                i++;
-            }
-            if (v.toString().equals("help") || v.toString().equals("?")) {
-                return true;
-            }
-        }
-        return false;
     }
 }

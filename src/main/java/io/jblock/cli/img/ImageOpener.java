@@ -9,6 +9,7 @@ import io.jblock.options.DriveConfig;
 import io.jblock.options.DriveOpener;
 import io.jblock.options.DriverRegistry;
 import io.jblock.options.JsonOptions;
+import io.jblock.options.KeyValueParser;
 import io.jblock.protocol.FileNode;
 
 import java.nio.file.Files;
@@ -19,8 +20,9 @@ import java.util.Map;
 /**
  * Opens the image a command names, as qemu-img's img_open does: a file
  * name with an optional format ({@code -f}), or with {@code --image-opts} a
- * string of dotted options in QemuOpts syntax ({@link QemuOptsSyntax}, not
- * KeyValueParser's -drive rules: QEMU parses the two differently). Every failure reads "Could not open 'NAME': why",
+ * string of dotted options in QemuOpts syntax ({@link KeyValueParser}, as
+ * qemu-img's source options: the first bare element is "file"). Every
+ * failure but a malformed option string reads "Could not open 'NAME': why",
  * NAME being the argument as given.
  *
  * <p>Checks that QEMU makes below the format and that jblock's drivers do
@@ -34,8 +36,8 @@ final class ImageOpener {
     record Request(String name, String format, boolean imageOpts, boolean readOnly, boolean forceShare) {
     }
 
-    /** An open image and the host file under it (null when it is not a plain file). */
-    record Opened(Drive drive, String displayName, Path hostFile) implements AutoCloseable {
+    /** An open image and the name "image:" shows for it. */
+    record Opened(Drive drive, String displayName) implements AutoCloseable {
         @Override
         public void close() throws BlockException {
             drive.close();
@@ -49,18 +51,28 @@ final class ImageOpener {
         if (r.imageOpts() && r.format() != null) {
             throw ctx.fail("--image-opts and --format are mutually exclusive");
         }
+        LinkedHashMap<String, String> imageOpts = null;
+        if (r.imageOpts()) {
+            try {
+                imageOpts = KeyValueParser.parse(r.name(), "file", ctx::warn);
+            } catch (BlockException e) {
+                // QEMU parses the string before it opens anything, and says so without "Could not open".
+                throw ctx.fail(e.getMessage());
+            }
+        }
         try {
-            return openOrThrow(ctx, r);
+            return openOrThrow(ctx, r, imageOpts);
         } catch (BlockException e) {
             throw ctx.fail("Could not open '" + r.name() + "': " + e.getMessage());
         }
     }
 
-    private static Opened openOrThrow(ImgContext ctx, Request r) throws BlockException {
+    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts)
+            throws BlockException {
         DriveConfig c = new DriveConfig();
         c.readOnly = r.readOnly();
         c.warnings = ctx::warn;
-        NodeOptions options = optionsFor(ctx, r);
+        NodeOptions options = optionsFor(r, imageOpts);
         // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
         String named = options.peek("driver");
         boolean known = named == null || DriverRegistry.standard().find(named).isPresent();
@@ -85,31 +97,41 @@ final class ImageOpener {
         }
         c.options = options;
         Map<String, String> given = new LinkedHashMap<>(options.remaining());
-        Drive drive = openDrive(c);
-        Path host = hostFile(drive.root());
-        boolean fileProtocolNamed = "file".equals(driver) || "file".equals(given.get("file.driver"))
-                || r.name().startsWith("file:");
-        if (host != null && !Files.isRegularFile(host)
-                && !(HostDevices.isDevice(host.toString()) && !fileProtocolNamed)) {
-            drive.close();
-            throw new BlockException(Errno.EINVAL, "'file' driver requires '" + host + "' to be a regular file");
+        if (onHostDevice(r, c.filename, options)) {
+            options.put("file.driver", "host_device");
         }
-        return new Opened(drive, ImageName.of(r, host, given), host);
+        Drive drive = openDrive(c);
+        return new Opened(drive, ImageName.of(r, hostFile(drive.root()), given));
+    }
+
+    /**
+     * Whether the image's file is a character or block device that QEMU would
+     * open through host_device: its bdrv_find_protocol probes devices when
+     * neither the name ("file:"), the format (-f file) nor the options
+     * (file.driver) name the protocol. GraphOpener always picks "file"
+     * (reported), so the choice is made here.
+     */
+    private static boolean onHostDevice(Request r, String plainPath, NodeOptions options) {
+        if (options.has("file.driver")) {
+            return false;
+        }
+        if (plainPath != null) {
+            // A plain name with no protocol prefix is opened as given; "file:x" or -f file name the protocol.
+            return plainPath.equals(r.name()) && !"file".equals(r.format()) && HostDevices.isDevice(plainPath);
+        }
+        String child = options.peek("file.filename");
+        return child != null && HostDevices.isDevice(child);
     }
 
     private static boolean isPlainName(Request r) {
         return !r.imageOpts() && !JsonOptions.isJson(r.name());
     }
 
-    /** The node options the command line gives: --image-opts in QemuOpts syntax, json:{...}, or just -f. */
-    private static NodeOptions optionsFor(ImgContext ctx, Request r) throws BlockException {
+    /** The node options the command line gives: --image-opts (already parsed), json:{...}, or just -f. */
+    private static NodeOptions optionsFor(Request r, LinkedHashMap<String, String> imageOpts) throws BlockException {
         NodeOptions options;
-        if (r.imageOpts()) {
-            // As qemu-img's source options: a first element without '=' is the "file" option.
-            options = new NodeOptions(new LinkedHashMap<>());
-            for (QemuOptsSyntax.Element e : QemuOptsSyntax.split(r.name(), "file", ctx::warn)) {
-                options.put(e.name(), e.value());
-            }
+        if (imageOpts != null) {
+            options = new NodeOptions(imageOpts);
             String reference = options.peek("file");
             if (reference != null) {
                 // A bare "file" names an existing node, and qemu-img has no other node to name.

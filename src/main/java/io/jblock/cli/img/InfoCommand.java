@@ -90,20 +90,7 @@ final class InfoCommand implements ImgCommand {
         long length = root.length();
         long virtualSize = (length + SECTOR - 1) / SECTOR * SECTOR;
         var info = root.info();
-        return new ImageInfo(image.displayName(), info.formatName(), virtualSize, allocatedSize(image),
+        return new ImageInfo(image.displayName(), info.formatName(), virtualSize, root.allocatedSize(),
                 info.clusterSize(), false);
-    }
-
-    /**
-     * The host's allocated size. The block layer's answer when it has one;
-     * until the file protocol reports it (it returns -1 so far), stat's
-     * st_blocks of the host file, which is exactly what QEMU reports.
-     */
-    private static long allocatedSize(ImageOpener.Opened image) throws BlockException {
-        long n = image.drive().root().allocatedSize();
-        if (n >= 0 || image.hostFile() == null) {
-            return n;
-        }
-        return HostFile.allocatedSize(image.hostFile().toString());
     }
 }

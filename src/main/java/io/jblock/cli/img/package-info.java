@@ -11,12 +11,14 @@
  *   <li>{@code CommandLine}: qemu-img's getopt loop and its two messages;
  *       {@code ImgContext}: the streams and qemu-img's ways to complain;
  *       {@code ImgExit}: ends a command with a status once it has spoken.</li>
- *   <li>QEMU's syntaxes: {@code QemuSize} (sizes), {@code QemuOptsSyntax}
- *       ({@code -o} and {@code --image-opts}), {@code QemuJson} (its JSON
- *       printer, member order included).</li>
+ *   <li>QEMU's syntaxes: {@code QemuSize} (sizes), {@code QemuJson} (its
+ *       JSON printer, member order included); {@code -o} and
+ *       {@code --image-opts} are QemuOpts strings, parsed by
+ *       {@link io.jblock.options.KeyValueParser}.</li>
  *   <li>create: {@code CreateCommand}, {@code CreateOptions} (QemuOpts
- *       semantics and help), {@code RawCreator} (the file protocol's steps),
- *       {@code HostFile} (the libc calls the JDK lacks, through FFM).</li>
+ *       semantics and help), {@code RawCreator} (hands the file to its
+ *       protocol: the file protocol's {@code create} makes it, as QEMU's
+ *       bdrv_create).</li>
  *   <li>info: {@code InfoCommand}, {@code ImageOpener} (img_open),
  *       {@code ImageName} (what "image:" shows), {@code ImageInfo}.</li>
  * </ul>

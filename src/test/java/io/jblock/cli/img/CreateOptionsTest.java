@@ -1,5 +1,6 @@
 package io.jblock.cli.img;
 
+import io.jblock.options.KeyValueParser;
 import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -44,10 +45,10 @@ class CreateOptionsTest {
         assertThat(CreateOptions.isValidList("a,")).isFalse();
         assertThat(CreateOptions.isValidList("a,,")).isTrue();
         assertThat(CreateOptions.isValidList("a,,,")).isFalse();
-        assertThat(CreateOptions.asksForHelp("size=1M,help")).isTrue();
-        assertThat(CreateOptions.asksForHelp("?")).isTrue();
-        assertThat(CreateOptions.asksForHelp("help=1")).isFalse();
-        assertThat(CreateOptions.asksForHelp("a,,help")).isFalse();
+        assertThat(KeyValueParser.hasHelpOption("size=1M,help")).isTrue();
+        assertThat(KeyValueParser.hasHelpOption("?")).isTrue();
+        assertThat(KeyValueParser.hasHelpOption("help=1")).isFalse();
+        assertThat(KeyValueParser.hasHelpOption("a,,help")).isFalse();
     }
 
     @Test

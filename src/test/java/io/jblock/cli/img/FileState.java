@@ -1,13 +1,10 @@
 package io.jblock.cli.img;
 
+import io.jblock.engine.EngineFile;
+import io.jblock.engine.ThreadsEngine;
+
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -23,18 +20,6 @@ import java.util.List;
  * can tell.
  */
 record FileState(boolean exists, String mode, long size, long allocated, List<long[]> extents, String dataDigest) {
-    private static final int SEEK_DATA = 3;
-    private static final int SEEK_HOLE = 4;
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final MethodHandle OPEN = LINKER.downcallHandle(LINKER.defaultLookup().find("open").orElseThrow(),
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
-            Linker.Option.firstVariadicArg(2));
-    private static final MethodHandle LSEEK = LINKER.downcallHandle(LINKER.defaultLookup().find("lseek").orElseThrow(),
-            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
-                    ValueLayout.JAVA_INT));
-    private static final MethodHandle CLOSE = LINKER.downcallHandle(LINKER.defaultLookup().find("close").orElseThrow(),
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-
     static FileState of(Path p) throws Exception {
         if (!Files.exists(p)) {
             return new FileState(false, "", 0, 0, List.of(), "");
@@ -43,7 +28,8 @@ record FileState(boolean exists, String mode, long size, long allocated, List<lo
             return new FileState(true, "", -1, 0, List.of(), "not a regular file");
         }
         long size = Files.size(p);
-        List<long[]> extents = dataExtents(p, size);
+        Layout layout = layout(p, size);
+        List<long[]> extents = layout.extents();
         MessageDigest md = MessageDigest.getInstance("SHA-256");
         try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "r")) {
             byte[] buf = new byte[1 << 16];
@@ -58,44 +44,29 @@ record FileState(boolean exists, String mode, long size, long allocated, List<lo
             }
         }
         String mode = java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p));
-        return new FileState(true, mode, size, HostFile.allocatedSize(p.toString()), extents,
+        return new FileState(true, mode, size, layout.allocated(), extents,
                 HexFormat.of().formatHex(md.digest()));
     }
 
-    private static List<long[]> dataExtents(Path p, long size) throws IOException {
-        try {
-            return seekExtents(p, size);
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IOException(t);
+    /** Where data lies, by SEEK_DATA/SEEK_HOLE through the engine; also st_blocks * 512. */
+    private static Layout layout(Path p, long size) throws IOException {
+        List<long[]> out = new ArrayList<>();
+        try (EngineFile f = ThreadsEngine.INSTANCE.open(p, true, false)) {
+            long off = 0;
+            while (off < size) {
+                long data = f.seekData(off);
+                if (data < 0) {
+                    break;
+                }
+                long hole = f.seekHole(data);
+                out.add(new long[] {data, hole});
+                off = hole;
+            }
+            return new Layout(out, f.allocatedSize());
         }
     }
 
-    private static List<long[]> seekExtents(Path p, long size) throws Throwable {
-        List<long[]> out = new ArrayList<>();
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment name = a.allocateFrom(p.toString());
-            int fd = (int) OPEN.invokeExact(name, 0);
-            if (fd < 0) {
-                throw new IOException("cannot open " + p);
-            }
-            try {
-                long off = 0;
-                while (off < size) {
-                    long data = (long) LSEEK.invokeExact(fd, off, SEEK_DATA);
-                    if (data < 0) {
-                        break;
-                    }
-                    long hole = (long) LSEEK.invokeExact(fd, data, SEEK_HOLE);
-                    out.add(new long[] {data, hole});
-                    off = hole;
-                }
-            } finally {
-                int ignored = (int) CLOSE.invokeExact(fd);
-            }
-        }
-        return out;
+    private record Layout(List<long[]> extents, long allocated) {
     }
 
     @Override

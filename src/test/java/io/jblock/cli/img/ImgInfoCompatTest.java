@@ -22,8 +22,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * {@code info} against qemu-img on raw images of many sizes and shapes, in
  * human and JSON output, with and without --backing-chain, through every way
  * of naming the image. Nothing is masked: the disk size is compared exactly
- * (see {@link InfoCommand}: stat's st_blocks until the file protocol reports
- * it).
+ * (the file protocol's fstat st_blocks, as QEMU's).
  */
 class ImgInfoCompatTest {
     private Path dir;
@@ -195,7 +194,11 @@ class ImgInfoCompatTest {
                 args("info", "--image-opts", "nodriver=x"),
                 args("info", "--image-opts", "driver=raw,file.filename=IMG,file.filename"),
                 args("info", "--image-opts", "file.filename=IMG,help"),
-                args("info", "--image-opts", "id=x,file.filename=IMG"));
+                args("info", "--image-opts", "id=x,file.filename=IMG"),
+                args("info", "--image-opts", "id=1x,file.filename=IMG"),
+                args("info", "--image-opts", "driver=raw,id=,file.filename=IMG"),
+                args("info", "--image-opts", "driver=raw,file.filename=IMG,id=x,id=1x"),
+                args("info", "--image-opts", "file.filename=IMG,nohelp"));
     }
 
     @ParameterizedTest

@@ -1,4 +1,9 @@
-package io.jblock.cli.img;
+package io.jblock.protocol;
+
+import io.jblock.block.BlockException;
+import io.jblock.block.Errno;
+import io.jblock.engine.ErrnoException;
+import io.jblock.engine.PosixFile;
 
 /**
  * QEMU's image locking, so that jblock and QEMU processes (VMs, qemu-nbd,
@@ -28,25 +33,41 @@ final class ImageLocks {
      * message when another process is in the way; the locks last until the
      * file is closed.
      */
-    static void takeForCreate(HostFile f, String path) throws HostFile.CallFailed {
+    static void takeForCreate(PosixFile f, String path) throws BlockException {
         int[] held = {WRITE, RESIZE};
         int[] unshared = {RESIZE};
         for (int p : held) {
-            f.lockByte(PERM_BASE + p);
+            lockByte(f, PERM_BASE + p);
         }
         for (int p : unshared) {
-            f.lockByte(SHARED_BASE + p);
+            lockByte(f, SHARED_BASE + p);
         }
-        String hint = "\nIs another process using the image [" + path + "]?";
         for (int p : held) {
-            if (f.byteLockedByOthers(SHARED_BASE + p)) {
-                throw new HostFile.CallFailed(0, "Failed to get \"" + NAMES[p] + "\" lock" + hint);
-            }
+            refuseIfLocked(f, SHARED_BASE + p, "Failed to get \"" + NAMES[p] + "\" lock", path);
         }
         for (int p : unshared) {
-            if (f.byteLockedByOthers(PERM_BASE + p)) {
-                throw new HostFile.CallFailed(0, "Failed to get shared \"" + NAMES[p] + "\" lock" + hint);
-            }
+            refuseIfLocked(f, PERM_BASE + p, "Failed to get shared \"" + NAMES[p] + "\" lock", path);
+        }
+    }
+
+    private static void lockByte(PosixFile f, int offset) throws BlockException {
+        try {
+            f.lockSharedByte(offset);
+        } catch (ErrnoException e) {
+            throw new BlockException(Errno.of(e.errno()), "Failed to lock byte " + offset, e);
+        }
+    }
+
+    /** As QEMU, a lock that cannot even be tested counts as held by someone else. */
+    private static void refuseIfLocked(PosixFile f, int offset, String what, String path) throws BlockException {
+        boolean locked;
+        try {
+            locked = f.isByteLockedByOthers(offset);
+        } catch (ErrnoException e) {
+            locked = true;
+        }
+        if (locked) {
+            throw new BlockException(Errno.EAGAIN, what + "\nIs another process using the image [" + path + "]?");
         }
     }
 }
