@@ -32,7 +32,20 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        int rc = run(System.getProperty("jblock.prog", "jblock"), args, System.in, System.out, System.err);
+        String prog = System.getProperty("jblock.prog", "jblock");
+        int rc;
+        try {
+            rc = run(prog, args, System.in, System.out, System.err);
+        } catch (RuntimeException | Error e) {
+            // A bug, not a user error: one line for the user, the trace only when asked for.
+            System.err.println(prog + ": internal error: " + e);
+            if (System.getenv("JBLOCK_DEBUG") != null) {
+                e.printStackTrace();
+            } else {
+                System.err.println(prog + ": set JBLOCK_DEBUG=1 for the stack trace, and please report it");
+            }
+            rc = 1;
+        }
         System.out.flush();
         System.err.flush();
         System.exit(rc);
