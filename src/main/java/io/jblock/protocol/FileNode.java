@@ -55,6 +55,7 @@ public final class FileNode extends BlockNode {
      * data); anything that makes holes clears it.
      */
     private volatile KnownData knownData = KnownData.NONE;
+    private static final long SECTOR = 512;
 
     private record KnownData(long start, long end) {
         static final KnownData NONE = new KnownData(0, 0);
@@ -92,6 +93,14 @@ public final class FileNode extends BlockNode {
 
     @Override
     public long length() throws BlockException {
+        // QEMU counts every image in whole 512-byte sectors (refresh_total_sectors): an odd-sized
+        // file is seen rounded up, and its tail past the real end reads as zeroes.
+        long size = fileSize();
+        return size + ((-size) & (SECTOR - 1));
+    }
+
+    /** The file's real size; what the node does to the file is measured by this, not by {@link #length()}. */
+    private long fileSize() throws BlockException {
         try {
             return file.size();
         } catch (IOException e) {
@@ -252,7 +261,7 @@ public final class FileNode extends BlockNode {
         if (mode == Prealloc.METADATA) {
             throw new BlockException(Errno.ENOTSUP, "Unsupported preallocation mode: metadata");
         }
-        long current = length();
+        long current = fileSize();
         if (current > length && mode != Prealloc.OFF) {
             throw new BlockException(Errno.ENOTSUP, "Cannot use preallocation for shrinking files");
         }

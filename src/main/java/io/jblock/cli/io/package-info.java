@@ -33,9 +33,10 @@
  *   <li>aio=native ({@code -k}, {@code -i native}) and aio=io_uring fail with
  *       the engine's "not available yet" error until jblock has those
  *       engines; they never fall back to the threads engine.</li>
- *   <li>Lengths are exact: QEMU rounds an image's length up to 512 bytes,
- *       and under O_DIRECT a write to the unaligned tail of an image grows
- *       it to the next multiple of the alignment; jblock does neither.</li>
+ *   <li>Under O_DIRECT a write to the unaligned tail of an image grows it,
+ *       in QEMU, to the next multiple of the alignment; jblock writes only
+ *       up to the end. (Lengths themselves are whole sectors in both: the
+ *       file node rounds them up to 512 as QEMU does.)</li>
  *   <li>Under O_DIRECT, an unaligned {@code write -z -n} (no fallback)
  *       succeeds: jblock's file node does the read-modify-write where QEMU
  *       fails with ENOTSUP.</li>

@@ -23,9 +23,6 @@ import static io.jblock.cli.io.QemuIoOracle.IMG;
  *
  * <p>What still differs, and so is not scripted here:
  * <ul>
- *   <li>Lengths: QEMU rounds an image's length up to a multiple of 512
- *       ({@code truncate 1000000} then {@code length} prints 977 KiB, jblock
- *       976.562 KiB; {@code truncate -m falloc 5000} likewise).</li>
  *   <li>Under O_DIRECT, a write to the tail of an image whose length is not
  *       a multiple of the direct alignment: QEMU writes the whole padded
  *       block and grows the file (6144 bytes become 8192 with the 4096
@@ -55,6 +52,9 @@ class IoSparseCompatTest {
                         "write -n -z 0 2147483137").size("4G"),
                 raw("preallocated growth", "truncate -m falloc 2M", "length", "truncate -m full 3M", "length",
                         "truncate -m metadata 4M", "length", "map"),
+                raw("odd lengths are seen in whole sectors", "truncate 1000000", "length", "map",
+                        "read -v 999990 20", "truncate -m falloc 5000", "length", "write -P 7 4999 9",
+                        "read -P 7 4999 9", "length"),
                 of("nocache with unaligned requests", "-n", "-f", "raw", IMG, "-c", "write 1 1", "-c",
                         "read 0 512", "-c", "write -z 4k 4k", "-c", "read -v 0 16"),
                 raw("reopen with O_DIRECT, then an unaligned write", "reopen -o cache.direct=on", "write 0 1",
