@@ -354,6 +354,13 @@ public final class GraphOpener implements OpenContext {
             end++;
         }
         if (!allowPrefix || end >= filename.length() || filename.charAt(end) != ':') {
+            // No protocol named: devices go to host_device, everything else to file (bdrv_find_protocol).
+            if (io.jblock.protocol.FileDriver.isHostDevice(filename)) {
+                BlockDriver hostDevice = registry.find("host_device").orElse(null);
+                if (hostDevice != null) {
+                    return hostDevice;
+                }
+            }
             return registry.find("file").orElseThrow();
         }
         String prefix = filename.substring(0, end);

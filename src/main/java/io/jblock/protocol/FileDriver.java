@@ -47,6 +47,21 @@ public final class FileDriver implements BlockDriver {
         return new FileDriver(true);
     }
 
+    /**
+     * QEMU's hdev_probe_device: a name that is a character or block device is
+     * opened through host_device when no protocol is named. Anything that
+     * cannot be stat'ed is not a device (the open then reports why).
+     */
+    public static boolean isHostDevice(String path) {
+        try {
+            int mode = (Integer) java.nio.file.Files.getAttribute(java.nio.file.Path.of(path), "unix:mode");
+            int type = mode & 0170000; // S_IFMT
+            return type == 0020000 || type == 0060000; // S_IFCHR, S_IFBLK
+        } catch (java.io.IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
     @Override
     public String name() {
         return hostDevice ? "host_device" : "file";

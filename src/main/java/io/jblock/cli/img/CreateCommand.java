@@ -169,7 +169,7 @@ final class CreateCommand implements ImgCommand {
      * protocol itself), and the file protocol otherwise.
      */
     private static List<CreateOptions.Desc> protocolOptions(String filename, String path, String fmt) {
-        if (!fmt.equals("file") && QemuFormats.protocolPrefix(filename) == null && HostDevices.isDevice(path)) {
+        if (!fmt.equals("file") && QemuFormats.protocolPrefix(filename) == null && io.jblock.protocol.FileDriver.isHostDevice(path)) {
             return CreateOptions.HOST_DEVICE;
         }
         return CreateOptions.FILE;

@@ -117,10 +117,10 @@ final class ImageOpener {
         }
         if (plainPath != null) {
             // A plain name with no protocol prefix is opened as given; "file:x" or -f file name the protocol.
-            return plainPath.equals(r.name()) && !"file".equals(r.format()) && HostDevices.isDevice(plainPath);
+            return plainPath.equals(r.name()) && !"file".equals(r.format()) && io.jblock.protocol.FileDriver.isHostDevice(plainPath);
         }
         String child = options.peek("file.filename");
-        return child != null && HostDevices.isDevice(child);
+        return child != null && io.jblock.protocol.FileDriver.isHostDevice(child);
     }
 
     private static boolean isPlainName(Request r) {
@@ -182,7 +182,7 @@ final class ImageOpener {
         }
         Path p = Path.of(path);
         // QEMU opens devices through host_device, unless the file protocol is named ("file:", -f file).
-        boolean hostDevice = protocol == null && !"file".equals(format) && HostDevices.isDevice(path);
+        boolean hostDevice = protocol == null && !"file".equals(format) && io.jblock.protocol.FileDriver.isHostDevice(path);
         if (Files.exists(p) && !Files.isRegularFile(p) && !hostDevice) {
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + path + "' to be a regular file");
         }
