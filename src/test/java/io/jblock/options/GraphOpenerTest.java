@@ -186,7 +186,8 @@ class GraphOpenerTest {
         head[2] = 'I';
         head[3] = (byte) 0xfb;
         Files.write(qcow2, head);
-        assertThatThrownBy(() -> drive("file=" + qcow2)).hasMessage("Image format 'qcow2' is not supported yet");
+        assertThatThrownBy(() -> drive("file=" + qcow2)).hasMessage(
+                "qcow2 images can only be opened read-only in this version of jblock (use -r / read-only=on)");
         try (Drive d = drive("format=raw,file.filename=" + qcow2)) {
             assertThat(d.root().child("file").driverName()).isEqualTo("file");
         }
