@@ -85,8 +85,11 @@ final class Qcow2Children {
             return null;
         }
         boolean userGave = options.hasChild("backing") || options.has("backing");
-        if (name != null && !userGave) {
-            if (JsonOptions.isJson(name)) {
+        if (name == null && !userGave) {
+            return null;
+        }
+        if (name != null && JsonOptions.isJson(name)) {
+            if (!userGave) {
                 if (!policy.allowJsonBacking()) {
                     throw new BlockException.Unsupported("Backing file name '" + name + "' is a json: description;"
                             + " jblock opens those only when allowed (or give backing.* options)");
@@ -94,7 +97,10 @@ final class Qcow2Children {
                 for (Map.Entry<String, String> e : JsonOptions.parse(name).entrySet()) {
                     options.put("backing." + e.getKey(), e.getValue());
                 }
-            } else {
+            }
+        } else if (name != null) {
+            // What the image says fills in what the user's backing.* options leave out.
+            if (!options.has("backing.driver")) {
                 if (format == null && !policy.probeBackingFormat()) {
                     throw new BlockException.Unsupported("The image does not record the format of its backing file '"
                             + name + "'; jblock does not probe backing files (give backing.driver=<format>)");
@@ -102,11 +108,10 @@ final class Qcow2Children {
                 if (format != null) {
                     options.put("backing.driver", format);
                 }
+            }
+            if (!options.has("backing.file") && !options.hasChild("backing.file")) {
                 options.put("backing.file.filename", resolve(name, file, "backing file").toString());
             }
-        }
-        if (name == null && !userGave) {
-            return null;
         }
         try {
             return context.openChild("backing", options, settings);

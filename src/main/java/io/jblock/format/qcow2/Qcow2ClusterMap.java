@@ -66,12 +66,12 @@ final class Qcow2ClusterMap {
         }
         long l2Offset = l1[(int) l1Index] & Qcow2L2Entry.OFFSET_MASK;
         if ((l2Offset & (g.clusterSize() - 1)) != 0) {
-            throw new BlockException.Corrupt("L2 table offset 0x" + Long.toHexString(l2Offset)
-                    + " unaligned (L1 index: 0x" + Long.toHexString(l1Index) + ")");
+            throw new BlockException.Corrupt("L2 table offset " + hex(l2Offset)
+                    + " unaligned (L1 index: " + hex(l1Index) + ")");
         }
         if (l2Offset > fileLength - g.clusterSize()) {
-            throw new BlockException.Corrupt("L2 table offset 0x" + Long.toHexString(l2Offset)
-                    + " (L1 index: 0x" + Long.toHexString(l1Index)
+            throw new BlockException.Corrupt("L2 table offset " + hex(l2Offset)
+                    + " (L1 index: " + hex(l1Index)
                     + ") is past the end of the image file (length " + fileLength + ")");
         }
         int l2Index = (int) ((offset >>> g.clusterBits()) & (g.l2Entries() - 1));
@@ -91,15 +91,15 @@ final class Qcow2ClusterMap {
             Qcow2L2Entry.Type type = Qcow2L2Entry.type(entry, bitmap, sc, g.extendedL2(), g.externalData());
             long host = 0;
             switch (type) {
-                case INVALID -> throw new BlockException.Corrupt("Invalid cluster entry found (L2 offset: 0x"
-                        + Long.toHexString(l2Offset) + ", L2 index: 0x"
-                        + Integer.toHexString(sliceIndex * sliceEntries + i) + ")");
+                case INVALID -> throw new BlockException.Corrupt("Invalid cluster entry found (L2 offset: "
+                        + hex(l2Offset) + ", L2 index: "
+                        + hex(sliceIndex * sliceEntries + i) + ")");
                 case NORMAL, ZERO_ALLOC, UNALLOCATED_ALLOC -> {
                     long cluster = entry & Qcow2L2Entry.OFFSET_MASK;
                     if ((cluster & (g.clusterSize() - 1)) != 0) {
-                        throw new BlockException.Corrupt("Cluster allocation offset 0x" + Long.toHexString(cluster)
-                                + " unaligned (L2 offset: 0x" + Long.toHexString(l2Offset) + ", L2 index: 0x"
-                                + Integer.toHexString(sliceIndex * sliceEntries + i) + ")");
+                        throw new BlockException.Corrupt("Cluster allocation offset " + hex(cluster)
+                                + " unaligned (L2 offset: " + hex(l2Offset) + ", L2 index: "
+                                + hex(sliceIndex * sliceEntries + i) + ")");
                     }
                     host = cluster + (pos & (g.clusterSize() - 1));
                 }
@@ -108,14 +108,14 @@ final class Qcow2ClusterMap {
                 case COMPRESSED -> {
                     if (g.externalData()) {
                         throw new BlockException.Corrupt("Compressed cluster entry found in image with "
-                                + "external data file (guest offset: 0x" + Long.toHexString(pos) + ")");
+                                + "external data file (guest offset: " + hex(pos) + ")");
                     }
                 }
             }
             if (type.isZero() && !g.zeroClustersAllowed()) {
-                throw new BlockException.Corrupt("Zero cluster entry found in pre-v3 image (guest offset: 0x"
-                        + Long.toHexString(pos) + ", L2 index: 0x"
-                        + Integer.toHexString(sliceIndex * sliceEntries + i) + ")");
+                throw new BlockException.Corrupt("Zero cluster entry found in pre-v3 image (guest offset: "
+                        + hex(pos) + ", L2 index: "
+                        + hex(sliceIndex * sliceEntries + i) + ")");
             }
             if (first == null) {
                 first = new Extent(type, host, 0, entry);
@@ -135,6 +135,11 @@ final class Qcow2ClusterMap {
             }
         }
         return new Extent(first.type(), first.hostOffset(), length, first.entry());
+    }
+
+    /** C's {@code %#x}, as QEMU prints offsets and indexes in its corruption messages: 0 has no 0x. */
+    static String hex(long v) {
+        return v == 0 ? "0" : "0x" + Long.toHexString(v);
     }
 
     private long[] slice(long at) throws BlockException {

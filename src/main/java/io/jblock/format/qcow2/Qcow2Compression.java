@@ -34,7 +34,7 @@ final class Qcow2Compression {
         };
         if (!ok) {
             throw new BlockException.Corrupt("Could not decompress the " + name(type)
-                    + " compressed cluster at guest offset 0x" + Long.toHexString(guestOffset)
+                    + " compressed cluster at guest offset " + Qcow2ClusterMap.hex(guestOffset)
                     + ": its data does not decode to exactly one cluster of " + out.length + " bytes");
         }
     }

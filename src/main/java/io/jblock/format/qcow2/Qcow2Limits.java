@@ -28,9 +28,9 @@ final class Qcow2Limits {
     static void check(Qcow2Header h, long fileLength) throws BlockException {
         Qcow2Geometry g = Qcow2Geometry.of(h);
         long cs = h.clusterSize();
-        if (h.hasExtendedL2() && h.clusterBits() < 14) {
-            throw new BlockException.Corrupt(
-                    "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes");
+        if (h.hasExtendedL2() && g.subclusterSize() < 512) {
+            // A subcluster is the smallest unit of I/O QEMU tracks; below a sector it would be meaningless.
+            throw new BlockException.Unsupported("Unsupported subcluster size: " + g.subclusterSize());
         }
         long l1Needed = h.size() < 0 ? Long.MAX_VALUE : ceilDiv(h.size(), g.l1Span());
         if (l1Needed > Integer.MAX_VALUE) {

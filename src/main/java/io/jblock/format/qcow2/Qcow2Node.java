@@ -139,8 +139,8 @@ public final class Qcow2Node extends BlockNode {
         long host = Qcow2L2Entry.compressedOffset(entry, header.clusterBits());
         int size = Qcow2L2Entry.compressedSize(entry, header.clusterBits());
         if (host >= fileLength) {
-            throw new BlockException.Corrupt("Compressed cluster at guest offset 0x" + Long.toHexString(guest)
-                    + " has host offset 0x" + Long.toHexString(host)
+            throw new BlockException.Corrupt("Compressed cluster at guest offset " + Qcow2ClusterMap.hex(guest)
+                    + " has host offset " + Qcow2ClusterMap.hex(host)
                     + " past the end of the image file (length " + fileLength + ")");
         }
         // The entry counts whole sectors; the last compressed cluster of a file may end before them.
