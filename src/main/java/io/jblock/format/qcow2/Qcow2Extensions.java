@@ -46,7 +46,32 @@ record Qcow2Extensions(
     static final int FEATURE_AUTOCLEAR = 2;
 
     /** The bitmaps extension as stored: nb_bitmaps, reserved, directory size, directory offset. */
-    record Bitmaps(int count, long directorySize, long directoryOffset) {
+    record Bitmaps(long count, long directorySize, long directoryOffset) {
+        /** QCOW2_MAX_BITMAPS: bitmap indexes fit in 16 bits. */
+        static final long MAX_BITMAPS = 65535;
+        /** QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1 KiB of directory entry for each of the most bitmaps. */
+        static final long MAX_DIRECTORY_SIZE = 1024 * MAX_BITMAPS;
+
+        /** The limits QEMU puts on the extension before it would read the directory, with its messages. */
+        static Bitmaps checked(long count, long directorySize, long directoryOffset, long clusterSize)
+                throws BlockException {
+            if (count > MAX_BITMAPS) {
+                throw new BlockException.Corrupt("bitmaps_ext: Image has " + count
+                        + " bitmaps, exceeding the QEMU supported maximum of " + MAX_BITMAPS);
+            }
+            if (count == 0) {
+                throw new BlockException.Corrupt("found bitmaps extension with zero bitmaps");
+            }
+            if ((directoryOffset & (clusterSize - 1)) != 0) {
+                throw new BlockException.Corrupt("bitmaps_ext: invalid bitmap directory offset");
+            }
+            if (Long.compareUnsigned(directorySize, MAX_DIRECTORY_SIZE) > 0) {
+                throw new BlockException.Corrupt("bitmaps_ext: bitmap directory size ("
+                        + Long.toUnsignedString(directorySize) + ") exceeds the maximum supported size ("
+                        + MAX_DIRECTORY_SIZE + ")");
+            }
+            return new Bitmaps(count, directorySize, directoryOffset);
+        }
     }
 
     /**
@@ -92,13 +117,14 @@ record Qcow2Extensions(
                 }
                 case FULL_DISK_ENCRYPTION -> crypto = true;
                 case BITMAPS -> {
-                    if ((header.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) == 0) {
-                        break; // written by a QEMU that did not know bitmaps: stale, QEMU ignores it
-                    }
                     if (len != 24) {
                         throw new BlockException.Corrupt("bitmaps_ext: Invalid extension length");
                     }
-                    bitmaps = new Bitmaps(first.getInt(data), first.getLong(data + 8), first.getLong(data + 16));
+                    if ((header.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) == 0) {
+                        break; // written by a QEMU that did not know bitmaps: stale, QEMU ignores it
+                    }
+                    bitmaps = Bitmaps.checked(Integer.toUnsignedLong(first.getInt(data)), first.getLong(data + 8),
+                            first.getLong(data + 16), header.clusterSize());
                 }
                 case EXTERNAL_DATA_FILE -> dataFile = string(first, data, (int) len);
                 default -> unknown.add(type);

@@ -110,6 +110,35 @@ class Qcow2DamagedImageTest {
         assertThatThrownBy(() -> QemuImages.open(img)).isInstanceOf(BlockException.class).hasMessage(message);
     }
 
+    /** The bitmaps extension's fields: count (+0), directory size (+8), directory offset (+16); -4 is its length. */
+    static Stream<Arguments> bitmapExtensionsQemuRefusesToo() {
+        return Stream.of(
+                Arguments.of("too many bitmaps", 0, 4, 70000L,
+                        "bitmaps_ext: Image has 70000 bitmaps, exceeding the QEMU supported maximum of 65535"),
+                Arguments.of("zero bitmaps", 0, 4, 0L, "found bitmaps extension with zero bitmaps"),
+                Arguments.of("unaligned directory", 16, 8, 0x10001L, "bitmaps_ext: invalid bitmap directory offset"),
+                Arguments.of("huge directory", 8, 8, 1L << 40, "bitmaps_ext: bitmap directory size (1099511627776)"
+                        + " exceeds the maximum supported size (67107840)"),
+                Arguments.of("wrong extension length", -4, 4, 16L, "bitmaps_ext: Invalid extension length"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource
+    void bitmapExtensionsQemuRefusesToo(String what, int field, int width, long value, String message)
+            throws Exception {
+        Path img = freshImage("bm.qcow2", "64M");
+        qemuImg("bitmap", "--add", img.toString(), "b0");
+        long at = 112;
+        while (field(img, at, 4) != Qcow2Extensions.BITMAPS) {
+            at += 8 + ((field(img, at + 4, 4) + 7) & ~7);
+        }
+        writeAt(img, at + 8 + field, width, value);
+        Peers.Result qemu = Peers.run(60, List.of(Peers.require("qemu-io"), "-r", "-c", "read 0 512",
+                img.toString()));
+        assertThat(qemu.err()).as("QEMU's own message").contains(message);
+        assertThatThrownBy(() -> QemuImages.open(img)).isInstanceOf(BlockException.Corrupt.class).hasMessage(message);
+    }
+
     @Test
     void encryptedImagesAreRefusedAsUnsupported() throws Exception {
         Path img = freshImage("aes.qcow2", "64M");
