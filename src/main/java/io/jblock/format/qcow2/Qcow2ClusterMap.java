@@ -28,6 +28,7 @@ final class Qcow2ClusterMap {
     private final int sliceBytes;
     private final int sliceEntries;
     private final Map<Long, long[]> cache;
+    private final int capacity;
 
     /** A run of guest bytes that all read the same way. */
     record Extent(Qcow2L2Entry.Type type, long hostOffset, long length, long entry) {
@@ -41,6 +42,7 @@ final class Qcow2ClusterMap {
         this.sliceBytes = (int) Math.min(g.clusterSize(), MAX_SLICE_BYTES);
         this.sliceEntries = sliceBytes / g.l2EntrySize();
         int capacity = Math.max(4, CACHE_BYTES / sliceBytes);
+        this.capacity = capacity;
         this.cache = new LinkedHashMap<>(16, 0.75f, true) {
             @Override
             protected boolean removeEldestEntry(Map.Entry<Long, long[]> eldest) {
@@ -158,6 +160,10 @@ final class Qcow2ClusterMap {
             cache.put(at, s);
         }
         return s;
+    }
+
+    int capacity() {
+        return capacity;
     }
 
     /** How many L2 slices are cached now (for tests of the bound). */

@@ -88,6 +88,16 @@ public final class Qcow2Node extends BlockNode {
         return refcounts.refcount(hostOffset);
     }
 
+    /** How many L2 slices the cache holds now; never more than its bound. */
+    int cachedL2Slices() {
+        return map.cachedSlices();
+    }
+
+    /** The most L2 slices the cache holds. */
+    int l2CacheCapacity() {
+        return map.capacity();
+    }
+
     // ---------------------------------------------------------------- reads
 
     @Override

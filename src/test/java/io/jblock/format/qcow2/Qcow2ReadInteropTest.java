@@ -71,9 +71,9 @@ class Qcow2ReadInteropTest {
         assertInfoAsQemu(img);
     }
 
-    @ParameterizedTest(name = "compression_type={0}")
+    @ParameterizedTest(name = "{0}")
     @MethodSource("compressionTypes")
-    void compressedImageFromQemuImgConvertReadsAsQemuReadsIt(String type, String clusterSize) throws Exception {
+    void compressedImageFromQemuImgConvertReadsAsQemuReadsIt(String options) throws Exception {
         Path src = dir.resolve("src.qcow2");
         qemuImg("create", "-q", "-f", "qcow2", src.toString(), Long.toString(SIZE));
         long seed = new Random().nextLong();
@@ -86,15 +86,20 @@ class Qcow2ReadInteropTest {
         writes.add("write -s " + noise + " " + (SIZE / 2) + " " + random.length);
         qemuIo(src, writes);
         Path img = dir.resolve("c.qcow2");
-        qemuImg("convert", "-c", "-O", "qcow2", "-o", "compression_type=" + type + ",cluster_size=" + clusterSize,
-                src.toString(), img.toString());
+        qemuImg("convert", "-c", "-O", "qcow2", "-o", options, src.toString(), img.toString());
         assertReadsAsQemu(img, seed);
         assertInfoAsQemu(img);
     }
 
     static Stream<Arguments> compressionTypes() {
-        return Stream.of(Arguments.of("zlib", "64k"), Arguments.of("zstd", "64k"),
-                Arguments.of("zlib", "512"), Arguments.of("zstd", "2M"), Arguments.of("zlib", "2M"));
+        return Stream.of(Arguments.of("compression_type=zlib"), Arguments.of("compression_type=zstd"),
+                Arguments.of("compression_type=zlib,cluster_size=512"),
+                Arguments.of("compression_type=zstd,cluster_size=512"),
+                Arguments.of("compression_type=zstd,cluster_size=2M"),
+                Arguments.of("compression_type=zlib,cluster_size=2M"),
+                Arguments.of("compat=0.10"),
+                Arguments.of("compression_type=zlib,extended_l2=on,cluster_size=128k"),
+                Arguments.of("compression_type=zstd,extended_l2=on,cluster_size=2M"));
     }
 
     @Test
