@@ -36,6 +36,8 @@ public final class Qcow2Node extends BlockNode {
     private final Qcow2Refcounts refcounts;
     /** The last compressed cluster decoded, by its L2 entry: sequential reads of one cluster decode it once. */
     private volatile Decoded lastDecoded;
+    /** Whether the image looks preallocated (decided on first use, as QEMU does): see {@link #dataStatus}. */
+    private volatile Boolean metadataPreallocated;
 
     private record Decoded(long entry, byte[] data) {
     }
@@ -195,17 +197,44 @@ public final class Qcow2Node extends BlockNode {
     }
 
     /**
-     * Data clusters are data; like QEMU's block layer, jblock also asks the
-     * file whether they sit on a hole, so preallocated clusters read as zero.
+     * Data clusters are data. Like QEMU's qcow2_co_block_status, jblock asks
+     * the file below whether they sit on holes (and then reports them as zero)
+     * only in an image whose metadata looks preallocated; elsewhere a data
+     * cluster is plain data, as qemu-img map shows it.
      */
     private BlockStatus dataStatus(long host, long length) throws BlockException {
         int flags = BlockStatus.DATA | BlockStatus.ALLOCATED;
+        if (!metadataPreallocated()) {
+            return new BlockStatus(length, flags, 1);
+        }
         BlockNode data = dataFile != null ? dataFile : file;
         if (host >= dataLength) {
             return new BlockStatus(length, flags | BlockStatus.ZERO, 1);
         }
         BlockStatus s = data.blockStatus(host, Math.min(length, dataLength - host));
         return new BlockStatus(s.length(), flags | (s.flags() & BlockStatus.ZERO), 1);
+    }
+
+    /**
+     * QEMU's qcow2_detect_metadata_preallocation: the image counts as
+     * preallocated when clearly more clusters are referenced than the file
+     * really has allocated on the host (more than 10/9 of them, and at least 2 more).
+     */
+    private boolean metadataPreallocated() throws BlockException {
+        Boolean known = metadataPreallocated;
+        if (known == null) {
+            long allocated = file.allocatedSize();
+            if (allocated < 0) {
+                known = false;
+            } else {
+                long real = allocated / geometry.clusterSize();
+                long threshold = Math.max(real * 10 / 9, real + 2);
+                long end = ceilDiv(fileLength, geometry.clusterSize());
+                known = refcounts.countReferenced(end, threshold) > threshold;
+            }
+            metadataPreallocated = known;
+        }
+        return known;
     }
 
     private BlockStatus backingStatus(long offset, long length) throws BlockException {

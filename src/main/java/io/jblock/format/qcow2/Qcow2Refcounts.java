@@ -64,6 +64,44 @@ final class Qcow2Refcounts {
         return (Byte.toUnsignedInt(b.get(0)) >>> (bitOffset % 8)) & ((1 << bits) - 1);
     }
 
+    /**
+     * How many host clusters below {@code endCluster} have a non-zero count,
+     * counting no further once the count passes {@code stopAbove}. Reads
+     * whole refcount blocks, one cluster each.
+     */
+    long countReferenced(long endCluster, long stopAbove) throws BlockException {
+        int entriesPerBlockBits = clusterBits + 3 - refcountOrder;
+        long perBlock = 1L << entriesPerBlockBits;
+        int bits = 1 << refcountOrder;
+        long count = 0;
+        for (long t = 0; t < tableEntries && t * perBlock < endCluster && count <= stopAbove; t++) {
+            long block = readLong(tableOffset + t * 8) & TABLE_OFFSET_MASK;
+            if (block == 0 || (block & ((1L << clusterBits) - 1)) != 0 || block > fileLength - (1L << clusterBits)) {
+                continue;
+            }
+            ByteBuffer b = ByteBuffer.allocate(1 << clusterBits);
+            file.read(block, b);
+            byte[] a = b.array();
+            long n = Math.min(perBlock, endCluster - t * perBlock);
+            for (long i = 0; i < n; i++) {
+                long bit = i * bits;
+                boolean referenced;
+                if (bits >= 8) {
+                    referenced = false;
+                    for (int k = 0; k < bits / 8 && !referenced; k++) {
+                        referenced = a[(int) (bit / 8) + k] != 0;
+                    }
+                } else {
+                    referenced = ((a[(int) (bit / 8)] >>> (bit % 8)) & ((1 << bits) - 1)) != 0;
+                }
+                if (referenced) {
+                    count++;
+                }
+            }
+        }
+        return count;
+    }
+
     private long readLong(long at) throws BlockException {
         ByteBuffer b = ByteBuffer.allocate(8);
         file.read(at, b);

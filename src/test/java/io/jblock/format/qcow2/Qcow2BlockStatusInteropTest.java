@@ -89,6 +89,35 @@ class Qcow2BlockStatusInteropTest {
         assertMapsAsQemu(img, 1);
     }
 
+    @Test
+    void dataOnHolesIsDataUnlessTheMetadataIsPreallocated() throws Exception {
+        Path img = dir.resolve("holes.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", img.toString(), Long.toString(SIZE));
+        // 512 bytes into fresh 64 KiB clusters: QEMU zero-fills the rest of each cluster, often as a hole.
+        qemuIo(img, List.of("write -P 0x71 0 512", "write -P 0x72 1M 512", "write -P 0x73 2M 4k"));
+        assertMapsAsQemu(img, 1);
+    }
+
+    @Test
+    void rawExternalDataFileMapsAsQemuImgMapsIt() throws Exception {
+        Path img = dir.resolve("dr.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-o", "data_file=" + dir.resolve("dr.data") + ",data_file_raw=on",
+                img.toString(), Long.toString(SIZE));
+        qemuIo(img, List.of("write -P 0x21 64k 64k", "write -z 1M 64k", "write -P 0x22 3M 100k"));
+        assertMapsAsQemu(img, 1);
+        QemuImages.assertReadsAsQemu(img, 7);
+    }
+
+    @Test
+    void compressedClustersMapAsData() throws Exception {
+        Path src = dir.resolve("csrc.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", src.toString(), Long.toString(SIZE));
+        qemuIo(src, List.of("write -P 0x31 0 1M", "write -z 2M 1M", "write -P 0x32 5M 300k"));
+        Path img = dir.resolve("c.qcow2");
+        qemuImg("convert", "-c", "-O", "qcow2", src.toString(), img.toString());
+        assertMapsAsQemu(img, 1);
+    }
+
     /** Compares jblock's runs with qemu-img map's, both merged where neighbours agree; returns them. */
     private static List<Run> assertMapsAsQemu(Path image, int chainLength) throws Exception {
         JsonNode map = new ObjectMapper().readTree(qemuImg("map", "--output=json", image.toString()).out());
