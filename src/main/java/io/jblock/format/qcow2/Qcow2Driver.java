@@ -9,6 +9,7 @@ import io.jblock.block.NodeSettings;
 import io.jblock.block.OpenContext;
 
 import java.nio.ByteBuffer;
+import java.util.List;
 
 /**
  * {@code driver=qcow2} over a file child: opens an image read-only, checking
@@ -75,10 +76,11 @@ public final class Qcow2Driver implements BlockDriver {
             Qcow2Limits.check(h, fileLength);
             String backingName = Qcow2Children.backingName(h, first);
             long[] l1 = readL1(file, h);
+            List<Qcow2Snapshots.Snapshot> snapshots = Qcow2Snapshots.read(file, fileLength, h);
             dataFile = Qcow2Children.openDataFile(h, ext, file, options, settings, context);
             backing = Qcow2Children.openBacking(backingName, ext.backingFormat(), file, options, settings,
                     context, policy);
-            return new Qcow2Node(settings, h, ext, file, fileLength, l1, dataFile, backing);
+            return new Qcow2Node(settings, h, ext, file, fileLength, l1, snapshots, dataFile, backing);
         } catch (Exception e) {
             closeQuietly(backing);
             closeQuietly(dataFile);

@@ -34,6 +34,7 @@ public final class Qcow2Node extends BlockNode {
     private final long dataLength;
     private final Qcow2ClusterMap map;
     private final Qcow2Refcounts refcounts;
+    private final List<Qcow2Snapshots.Snapshot> snapshots;
     /** The last compressed cluster decoded, by its L2 entry: sequential reads of one cluster decode it once. */
     private volatile Decoded lastDecoded;
     /** Whether the image looks preallocated (decided on first use, as QEMU does): see {@link #dataStatus}. */
@@ -43,7 +44,8 @@ public final class Qcow2Node extends BlockNode {
     }
 
     Qcow2Node(NodeSettings settings, Qcow2Header header, Qcow2Extensions extensions, BlockNode file,
-              long fileLength, long[] l1, BlockNode dataFile, BlockNode backing) throws BlockException {
+              long fileLength, long[] l1, List<Qcow2Snapshots.Snapshot> snapshots, BlockNode dataFile,
+              BlockNode backing) throws BlockException {
         super("qcow2", settings);
         this.header = header;
         this.extensions = extensions;
@@ -55,6 +57,12 @@ public final class Qcow2Node extends BlockNode {
         this.dataLength = dataFile != null ? dataFile.length() : fileLength;
         this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1);
         this.refcounts = new Qcow2Refcounts(file, fileLength, header);
+        this.snapshots = snapshots;
+    }
+
+    /** The internal snapshots, in table order. */
+    List<Qcow2Snapshots.Snapshot> snapshots() {
+        return snapshots;
     }
 
     @Override

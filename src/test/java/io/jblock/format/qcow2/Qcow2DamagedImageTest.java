@@ -140,6 +140,33 @@ class Qcow2DamagedImageTest {
     }
 
     @Test
+    void aSnapshotEntryWithTooMuchExtraDataIsRefusedAsQemuRefusesIt() throws Exception {
+        Path img = freshImage("snx.qcow2", "4M");
+        qemuImg("snapshot", "-c", "s1", img.toString());
+        writeAt(img, field(img, 64, 8) + 36, 4, 2000);
+        String message = "Too much extra metadata in snapshot table entry 0\n"
+                + "You can force-remove this extra metadata with qemu-img check -r all";
+        Peers.Result qemu = Peers.run(60, List.of(Peers.require("qemu-io"), "-r", "-c", "read 0 512",
+                img.toString()));
+        assertThat(qemu.err()).contains(message);
+        assertThatThrownBy(() -> QemuImages.open(img)).isInstanceOf(BlockException.Corrupt.class).hasMessage(message);
+    }
+
+    @Test
+    void snapshotEntriesPastTheEndOfTheFileAreCorrupt() throws Exception {
+        Path img = freshImage("snp.qcow2", "4M");
+        qemuImg("snapshot", "-c", "s1", img.toString());
+        // A 64 KiB name: QEMU reads zeroes past the end of the file for it; jblock refuses to read there.
+        long name = field(img, 64, 8) + 14;
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.seek(name);
+            f.writeShort(0xffff);
+        }
+        assertThatThrownBy(() -> QemuImages.open(img)).isInstanceOf(BlockException.Corrupt.class)
+                .hasMessageStartingWith("Snapshot table entry ").hasMessageContaining("runs past the end of the image file");
+    }
+
+    @Test
     void encryptedImagesAreRefusedAsUnsupported() throws Exception {
         Path img = freshImage("aes.qcow2", "64M");
         patch(img, List.of(p(32, 4, 1)));

@@ -113,6 +113,13 @@ class Qcow2ReadInteropTest {
         qemuImg("snapshot", "-c", "second", img.toString());
         qemuIo(img, randomWrites(seed + 2, SIZE, 512, 100_000, 20, true));
         assertReadsAsQemu(img, seed);
+        try (Drive d = QemuImages.open(img)) {
+            List<Qcow2Snapshots.Snapshot> snapshots = ((Qcow2Node) d.root()).snapshots();
+            assertThat(snapshots).extracting(Qcow2Snapshots.Snapshot::id, Qcow2Snapshots.Snapshot::name)
+                    .containsExactly(org.assertj.core.groups.Tuple.tuple("1", "first"),
+                            org.assertj.core.groups.Tuple.tuple("2", "second"));
+            assertThat(snapshots).allSatisfy(s -> assertThat(s.diskSize()).isEqualTo(SIZE));
+        }
     }
 
     @Test
