@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jblock.block.BlockStatus;
 import io.jblock.block.Drive;
+import io.jblock.testing.Peers;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -41,6 +42,51 @@ class Qcow2BlockStatusInteropTest {
         qemuIo(mid, randomWrites(seed + 1, SIZE, 65536, 400_000, 12, true));
         qemuIo(top, randomWrites(seed + 2, SIZE, 65536, 400_000, 12, true));
         assertMapsAsQemu(top, 3);
+    }
+
+    @Test
+    void allocationDepthIsWhatQemuNbdExportsAsQemuAllocationDepth() throws Exception {
+        Path base = dir.resolve("dbase.qcow2");
+        Path mid = dir.resolve("dmid.qcow2");
+        Path top = dir.resolve("dtop.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", base.toString(), Long.toString(SIZE));
+        qemuImg("create", "-q", "-f", "qcow2", "-b", "dbase.qcow2", "-F", "qcow2", mid.toString());
+        qemuImg("create", "-q", "-f", "qcow2", "-b", "dmid.qcow2", "-F", "qcow2", top.toString());
+        long seed = new Random().nextLong();
+        qemuIo(base, randomWrites(seed, SIZE, 65536, 400_000, 12, true));
+        qemuIo(mid, randomWrites(seed + 1, SIZE, 65536, 400_000, 12, true));
+        qemuIo(top, randomWrites(seed + 2, SIZE, 65536, 400_000, 12, true));
+        Path socket = dir.resolve("nbd.sock");
+        List<long[]> expected = new ArrayList<>();
+        try (Peers.Server nbd = Peers.Server.start(List.of(Peers.require("qemu-nbd"), "-t", "-r", "-A", "-f", "qcow2",
+                "-k", socket.toString(), top.toString()), socket, 0)) {
+            Peers.Result r = Peers.run(60, List.of(Peers.require("nbdinfo"), "--json",
+                    "--map=qemu:allocation-depth", "nbd+unix:///?socket=" + socket)).ok();
+            for (JsonNode e : new ObjectMapper().readTree(r.out())) {
+                addDepth(expected, e.get("offset").asLong(), e.get("length").asLong(), e.get("type").asLong());
+            }
+        }
+        List<long[]> actual = new ArrayList<>();
+        try (Drive d = QemuImages.open(top)) {
+            for (long off = 0; off < SIZE; ) {
+                BlockStatus s = d.blockStatus(off, SIZE - off);
+                addDepth(actual, off, s.length(), s.depth());
+                off += s.length();
+            }
+        }
+        assertThat(actual).as("(offset, length, depth) runs, seed %d", seed)
+                .usingElementComparator(java.util.Arrays::compare).isEqualTo(expected);
+    }
+
+    private static void addDepth(List<long[]> runs, long offset, long length, long depth) {
+        if (!runs.isEmpty()) {
+            long[] last = runs.getLast();
+            if (last[0] + last[1] == offset && last[2] == depth) {
+                last[1] += length;
+                return;
+            }
+        }
+        runs.add(new long[] {offset, length, depth});
     }
 
     @Test
