@@ -90,7 +90,7 @@ record Qcow2Extensions(
         long at = header.extensionsStart();
         while (at < end) {
             if (end - at < 8) {
-                throw new BlockException.Corrupt("qcow2_read_extension: ERROR: pread fail from offset " + at);
+                throw new BlockException.Corrupt("Header extension too large");
             }
             int type = first.getInt((int) at);
             long len = Integer.toUnsignedLong(first.getInt((int) at + 4));

@@ -167,6 +167,28 @@ class Qcow2DamagedImageTest {
     }
 
     @Test
+    void unknownIncompatibleFeaturesAreNamedFromTheFeatureNameTable() throws Exception {
+        Path img = freshImage("named.qcow2", "64M");
+        assertThat(field(img, 112, 4)).as("feature name table first").isEqualTo(Qcow2Extensions.FEATURE_NAME_TABLE);
+        // Rename its first entry (incompatible bit 0, "dirty bit") to bit 30, then set bits 30 and 40.
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.seek(120 + 1);
+            f.write(30);
+            byte[] name = new byte[46];
+            byte[] text = "future feature".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            System.arraycopy(text, 0, name, 0, text.length);
+            f.write(name);
+        }
+        writeAt(img, 72, 8, (1L << 30) | (1L << 40));
+        String message = "Unsupported qcow2 feature(s): future feature, Unknown incompatible feature: 10000000000";
+        Peers.Result qemu = Peers.run(60, List.of(Peers.require("qemu-io"), "-r", "-c", "read 0 512",
+                img.toString()));
+        assertThat(qemu.err()).contains(message);
+        assertThatThrownBy(() -> QemuImages.open(img)).isInstanceOf(BlockException.Unsupported.class)
+                .hasMessage(message);
+    }
+
+    @Test
     void encryptedImagesAreRefusedAsUnsupported() throws Exception {
         Path img = freshImage("aes.qcow2", "64M");
         patch(img, List.of(p(32, 4, 1)));
