@@ -125,6 +125,7 @@ class Qcow2BlockStatusInteropTest {
         qemuIo(base, randomWrites(seed, SIZE, 4096, 40_000, 30, true));
         qemuIo(top, randomWrites(seed + 1, SIZE, 4096, 40_000, 30, true));
         assertMapsAsQemu(top, 2);
+        QemuImages.assertReadsAsQemu(top, seed);
     }
 
     @Test

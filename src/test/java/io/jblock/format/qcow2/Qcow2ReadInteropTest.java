@@ -123,6 +123,26 @@ class Qcow2ReadInteropTest {
     }
 
     @Test
+    void dirtyAndCorruptMarkedImagesStillReadAsQemuReadsThemReadOnly() throws Exception {
+        Path img = dir.resolve("dirty.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on", img.toString(), Long.toString(SIZE));
+        long seed = new Random().nextLong();
+        qemuIo(img, randomWrites(seed, SIZE, 512, 100_000, 20, true));
+        // What a QEMU killed with lazy refcounts leaves, then what it marks on finding corruption.
+        for (long bits : new long[] {Qcow2Header.INCOMPAT_DIRTY, Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT}) {
+            try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+                f.seek(72);
+                f.writeLong(bits);
+            }
+            assertReadsAsQemu(img, seed);
+            try (Drive d = QemuImages.open(img)) {
+                assertThat(d.root().info().formatSpecific().get("corrupt"))
+                        .isEqualTo((bits & Qcow2Header.INCOMPAT_CORRUPT) != 0);
+            }
+        }
+    }
+
+    @Test
     void imageWithABitmapReadsAsQemuReadsIt() throws Exception {
         Path img = dir.resolve("bitmap.qcow2");
         qemuImg("create", "-q", "-f", "qcow2", img.toString(), Long.toString(SIZE));
