@@ -90,6 +90,19 @@ class Qcow2BlockStatusInteropTest {
     }
 
     @Test
+    void rawBackingFileMapsAndReadsAsQemuSeesIt() throws Exception {
+        Path base = dir.resolve("rbase.raw");
+        Path top = dir.resolve("rtop.qcow2");
+        qemuImg("create", "-q", "-f", "raw", base.toString(), Long.toString(SIZE));
+        Peers.run(60, List.of(Peers.require("qemu-io"), "-f", "raw", "-c", "write -P 0x19 1M 192k",
+                base.toString())).ok();
+        qemuImg("create", "-q", "-f", "qcow2", "-b", "rbase.raw", "-F", "raw", top.toString());
+        qemuIo(top, List.of("write -P 0x20 1088k 64k", "write -z 4M 64k"));
+        assertMapsAsQemu(top, 2);
+        QemuImages.assertReadsAsQemu(top, 11);
+    }
+
+    @Test
     void zeroClustersMapAsZeroAllocatedInTheirLayer() throws Exception {
         Path base = dir.resolve("zbase.qcow2");
         Path top = dir.resolve("ztop.qcow2");
