@@ -88,7 +88,10 @@ public final class Qcow2Driver implements BlockDriver {
             if (e instanceof BlockException b) {
                 throw b;
             }
-            throw new IllegalStateException(e);
+            if (e instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IllegalStateException("closing the chain guard cannot fail", e);
         }
     }
 
