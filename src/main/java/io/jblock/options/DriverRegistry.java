@@ -20,6 +20,7 @@ public final class DriverRegistry {
         r.register(FileDriver.hostDevice());
         r.register(new MemoryDriver());
         r.register(new RawDriver());
+        r.register(new io.jblock.format.qcow2.Qcow2Driver());
         return r;
     }
 

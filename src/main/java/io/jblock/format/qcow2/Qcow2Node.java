@@ -1,0 +1,310 @@
+package io.jblock.format.qcow2;
+
+import io.jblock.block.BlockChild;
+import io.jblock.block.BlockException;
+import io.jblock.block.BlockNode;
+import io.jblock.block.BlockStatus;
+import io.jblock.block.Capabilities;
+import io.jblock.block.Errno;
+import io.jblock.block.NodeInfo;
+import io.jblock.block.NodeSettings;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A qcow2 image, read side: guest reads through the cluster map, from this
+ * image's file (or its external data file), from compressed clusters, from
+ * the backing file, or as zeroes. Read-only in this version; the driver
+ * refuses a read-write open before a node exists.
+ */
+public final class Qcow2Node extends BlockNode {
+    private static final byte[] ZEROES = new byte[64 * 1024];
+
+    private final Qcow2Header header;
+    private final Qcow2Extensions extensions;
+    private final Qcow2Geometry geometry;
+    private final BlockNode file;
+    private final BlockNode dataFile;
+    private final BlockNode backing;
+    private final long fileLength;
+    private final long dataLength;
+    private final Qcow2ClusterMap map;
+    private final Qcow2Refcounts refcounts;
+    private final List<Qcow2Snapshots.Snapshot> snapshots;
+    /** The last compressed cluster decoded, by its L2 entry: sequential reads of one cluster decode it once. */
+    private volatile Decoded lastDecoded;
+    /** Whether the image looks preallocated (decided on first use, as QEMU does): see {@link #dataStatus}. */
+    private volatile Boolean metadataPreallocated;
+
+    private record Decoded(long entry, byte[] data) {
+    }
+
+    Qcow2Node(NodeSettings settings, Qcow2Header header, Qcow2Extensions extensions, BlockNode file,
+              long fileLength, long[] l1, List<Qcow2Snapshots.Snapshot> snapshots, BlockNode dataFile,
+              BlockNode backing) throws BlockException {
+        super("qcow2", settings);
+        this.header = header;
+        this.extensions = extensions;
+        this.geometry = Qcow2Geometry.of(header);
+        this.file = file;
+        this.dataFile = dataFile;
+        this.backing = backing;
+        this.fileLength = fileLength;
+        this.dataLength = dataFile != null ? dataFile.length() : fileLength;
+        this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1);
+        this.refcounts = new Qcow2Refcounts(file, fileLength, header);
+        this.snapshots = snapshots;
+    }
+
+    /** The internal snapshots, in table order. */
+    List<Qcow2Snapshots.Snapshot> snapshots() {
+        return snapshots;
+    }
+
+    @Override
+    public List<BlockChild> children() {
+        List<BlockChild> c = new ArrayList<>(3);
+        c.add(new BlockChild("file", file));
+        if (dataFile != null) {
+            c.add(new BlockChild("data-file", dataFile));
+        }
+        if (backing != null) {
+            c.add(new BlockChild("backing", backing));
+        }
+        return c;
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        return new Capabilities(false, false, false, 1, Capabilities.MAX_TRANSFER);
+    }
+
+    @Override
+    public long length() {
+        return header.size();
+    }
+
+    /** The backing node, or null. */
+    public BlockNode backing() {
+        return backing;
+    }
+
+    /** The reference count of the host cluster at {@code hostOffset}. */
+    public long refcount(long hostOffset) throws BlockException {
+        return refcounts.refcount(hostOffset);
+    }
+
+    /** How many L2 slices the cache holds now; never more than its bound. */
+    int cachedL2Slices() {
+        return map.cachedSlices();
+    }
+
+    /** The most L2 slices the cache holds. */
+    int l2CacheCapacity() {
+        return map.capacity();
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    @Override
+    protected void doRead(long offset, ByteBuffer dst) throws BlockException {
+        int n = dst.remaining();
+        checkInside(offset, n);
+        ByteBuffer d = dst.duplicate();
+        long pos = offset;
+        long end = offset + n;
+        while (pos < end) {
+            Qcow2ClusterMap.Extent e = map.lookup(pos, end - pos);
+            int len = (int) e.length();
+            d.limit(d.position() + len);
+            switch (e.type()) {
+                case NORMAL -> readData(e.hostOffset(), d);
+                case COMPRESSED -> readCompressed(pos, e.entry(), d);
+                case ZERO_PLAIN, ZERO_ALLOC -> zero(d);
+                case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> readBacking(pos, d);
+                case INVALID -> throw new IllegalStateException("the map reports invalid entries as corrupt");
+            }
+            d.position(d.limit());
+            pos += len;
+        }
+        dst.position(dst.limit());
+    }
+
+    /** Data bytes; QEMU reads zeroes where a cluster runs past the end of its file, and so does jblock. */
+    private void readData(long host, ByteBuffer d) throws BlockException {
+        BlockNode data = dataFile != null ? dataFile : file;
+        long inFile = Math.max(0, Math.min(d.remaining(), dataLength - host));
+        if (inFile > 0) {
+            ByteBuffer part = d.duplicate().limit(d.position() + (int) inFile);
+            data.read(host, part);
+        }
+        zero(d.duplicate().position(d.position() + (int) inFile));
+    }
+
+    private void readCompressed(long guest, long entry, ByteBuffer d) throws BlockException {
+        Decoded dec = lastDecoded;
+        if (dec == null || dec.entry() != entry) {
+            dec = new Decoded(entry, decompress(guest, entry));
+            lastDecoded = dec;
+        }
+        int inCluster = (int) (guest & (geometry.clusterSize() - 1));
+        d.duplicate().put(dec.data(), inCluster, d.remaining());
+    }
+
+    private byte[] decompress(long guest, long entry) throws BlockException {
+        long host = Qcow2L2Entry.compressedOffset(entry, header.clusterBits());
+        int size = Qcow2L2Entry.compressedSize(entry, header.clusterBits());
+        if (host >= fileLength) {
+            throw new BlockException.Corrupt("Compressed cluster at guest offset " + Qcow2ClusterMap.hex(guest)
+                    + " has host offset " + Qcow2ClusterMap.hex(host)
+                    + " past the end of the image file (length " + fileLength + ")");
+        }
+        // The entry counts whole sectors; the last compressed cluster of a file may end before them.
+        int stored = (int) Math.min(size, fileLength - host);
+        ByteBuffer in = ByteBuffer.allocate(stored);
+        file.read(host, in);
+        byte[] out = new byte[(int) geometry.clusterSize()];
+        Qcow2Compression.decompress(header.compressionType(), in.array(), stored, out,
+                guest & ~(geometry.clusterSize() - 1));
+        return out;
+    }
+
+    private void readBacking(long guest, ByteBuffer d) throws BlockException {
+        long inBacking = 0;
+        if (backing != null) {
+            inBacking = Math.max(0, Math.min(d.remaining(), backing.length() - guest));
+            if (inBacking > 0) {
+                backing.read(guest, d.duplicate().limit(d.position() + (int) inBacking));
+            }
+        }
+        zero(d.duplicate().position(d.position() + (int) inBacking));
+    }
+
+    private static void zero(ByteBuffer d) {
+        while (d.hasRemaining()) {
+            d.put(ZEROES, 0, Math.min(ZEROES.length, d.remaining()));
+        }
+    }
+
+    // ---------------------------------------------------------------- block status
+
+    @Override
+    protected BlockStatus doBlockStatus(long offset, long length) throws BlockException {
+        Qcow2ClusterMap.Extent e = map.lookup(offset, length);
+        return switch (e.type()) {
+            case NORMAL -> dataStatus(e.hostOffset(), e.length());
+            case COMPRESSED -> new BlockStatus(e.length(), BlockStatus.DATA | BlockStatus.ALLOCATED, 1);
+            case ZERO_PLAIN, ZERO_ALLOC -> new BlockStatus(e.length(), BlockStatus.ZERO | BlockStatus.ALLOCATED, 1);
+            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> backingStatus(offset, e.length());
+            case INVALID -> throw new IllegalStateException("the map reports invalid entries as corrupt");
+        };
+    }
+
+    /**
+     * Data clusters are data. Like QEMU's qcow2_co_block_status, jblock asks
+     * the file below whether they sit on holes (and then reports them as zero)
+     * only in an image whose metadata looks preallocated; elsewhere a data
+     * cluster is plain data, as qemu-img map shows it.
+     */
+    private BlockStatus dataStatus(long host, long length) throws BlockException {
+        int flags = BlockStatus.DATA | BlockStatus.ALLOCATED;
+        if (!metadataPreallocated()) {
+            return new BlockStatus(length, flags, 1);
+        }
+        BlockNode data = dataFile != null ? dataFile : file;
+        if (host >= dataLength) {
+            return new BlockStatus(length, flags | BlockStatus.ZERO, 1);
+        }
+        BlockStatus s = data.blockStatus(host, Math.min(length, dataLength - host));
+        return new BlockStatus(s.length(), flags | (s.flags() & BlockStatus.ZERO), 1);
+    }
+
+    /**
+     * QEMU's qcow2_detect_metadata_preallocation: the image counts as
+     * preallocated when clearly more clusters are referenced than the file
+     * really has allocated on the host (more than 10/9 of them, and at least 2 more).
+     */
+    private boolean metadataPreallocated() throws BlockException {
+        Boolean known = metadataPreallocated;
+        if (known == null) {
+            long allocated = file.allocatedSize();
+            if (allocated < 0) {
+                known = false;
+            } else {
+                long real = allocated / geometry.clusterSize();
+                long threshold = Math.max(real * 10 / 9, real + 2);
+                long end = ceilDiv(fileLength, geometry.clusterSize());
+                known = refcounts.countReferenced(end, threshold) > threshold;
+            }
+            metadataPreallocated = known;
+        }
+        return known;
+    }
+
+    private BlockStatus backingStatus(long offset, long length) throws BlockException {
+        if (backing == null) {
+            return new BlockStatus(length, BlockStatus.ZERO, 0);
+        }
+        long backingLength = backing.length();
+        if (offset >= backingLength) {
+            return new BlockStatus(length, BlockStatus.ZERO, 0);
+        }
+        BlockStatus s = backing.blockStatus(offset, Math.min(length, backingLength - offset));
+        int flags = s.flags() & ~BlockStatus.ALLOCATED;
+        return new BlockStatus(s.length(), flags, s.depth() == 0 ? 0 : s.depth() + 1);
+    }
+
+    // ---------------------------------------------------------------- writes (not yet)
+
+    @Override
+    protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
+        throw Qcow2Driver.readOnlyOnly();
+    }
+
+    @Override
+    protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
+        throw Qcow2Driver.readOnlyOnly();
+    }
+
+    // ---------------------------------------------------------------- info
+
+    @Override
+    public NodeInfo info() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (header.version() == 2) {
+            m.put("compat", "0.10");
+            m.put("compression-type", Qcow2Compression.name(header.compressionType()));
+            m.put("refcount-bits", header.refcountBits());
+        } else {
+            m.put("compat", "1.1");
+            m.put("compression-type", Qcow2Compression.name(header.compressionType()));
+            m.put("lazy-refcounts", header.lazyRefcounts());
+            m.put("refcount-bits", header.refcountBits());
+            if (header.hasDataFile()) {
+                if (extensions.dataFile() != null) {
+                    m.put("data-file", extensions.dataFile());
+                }
+                m.put("data-file-raw", header.dataFileRaw());
+            }
+            m.put("corrupt", header.isCorrupt());
+            m.put("extended-l2", header.hasExtendedL2());
+        }
+        long vmStateOffset = ceilDiv(header.size(), geometry.l1Span()) * geometry.l1Span();
+        return new NodeInfo("qcow2", geometry.clusterSize(), vmStateOffset, m);
+    }
+
+    private static long ceilDiv(long a, long b) {
+        return a / b + (a % b != 0 ? 1 : 0);
+    }
+
+    private void checkInside(long offset, long n) throws BlockException {
+        if (offset > header.size() - n) {
+            throw new BlockException.BadRequest(Errno.EIO, "read outside the image: offset " + offset
+                    + ", length " + n + ", image size " + header.size());
+        }
+    }
+}

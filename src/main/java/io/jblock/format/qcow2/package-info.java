@@ -1,0 +1,37 @@
+/**
+ * The qcow2 format, read side (docs/interop/qcow2.txt; QEMU 7.2 is the
+ * oracle). Writes come later: the driver refuses a read-write open.
+ *
+ * <h2>The door</h2>
+ * {@link io.jblock.format.qcow2.Qcow2Driver} ({@code driver=qcow2}, with a
+ * {@link io.jblock.format.qcow2.Qcow2Driver.Policy} for what an image may make
+ * jblock open by itself) and {@link io.jblock.format.qcow2.Qcow2Node}.
+ * Everything else is package-private.
+ *
+ * <h2>Rooms</h2>
+ * <ul>
+ *   <li>{@code Qcow2Header}: the fixed header, v2 and v3, feature bits.</li>
+ *   <li>{@code Qcow2Extensions}: header extensions (backing format, feature
+ *       names, bitmaps kept as read, external data file, encryption).</li>
+ *   <li>{@code Qcow2Limits}: QEMU's limits on an untrusted image's tables,
+ *       plus jblock's own: every table lies inside the file.</li>
+ *   <li>{@code Qcow2Geometry}: cluster, subcluster and L2 sizes.</li>
+ *   <li>{@code Qcow2L2Entry}: L1/L2 entry layouts and subcluster types.</li>
+ *   <li>{@code Qcow2ClusterMap}: guest to host lookups through the L1 table
+ *       and a bounded, thread-safe cache of L2 slices.</li>
+ *   <li>{@code Qcow2Compression}: zlib (raw deflate) and zstd clusters.</li>
+ *   <li>{@code Qcow2Refcounts}: reference counts of any width, read on demand.</li>
+ *   <li>{@code Qcow2Snapshots}: the internal snapshot table, checked at open.</li>
+ *   <li>{@code Qcow2Children}: the backing file and external data file the
+ *       image names, opened as "backing" and "data-file" children; loops and
+ *       depth checked.</li>
+ * </ul>
+ *
+ * <h2>Errors</h2>
+ * A damaged or hostile image fails with {@link io.jblock.block.BlockException.Corrupt}
+ * or {@link io.jblock.block.BlockException.Unsupported}, with QEMU's message
+ * where QEMU refuses the image too, and always naming the bad value; nothing
+ * an image says makes jblock allocate more than QEMU's limits allow or read
+ * outside the image file.
+ */
+package io.jblock.format.qcow2;
