@@ -17,7 +17,7 @@ import java.util.Map;
  * @param dirty       whether the image was not closed cleanly
  */
 record ImageInfo(String filename, String format, long virtualSize, long actualSize, long clusterSize,
-                 boolean dirty) {
+                 boolean dirty, Map<String, Object> formatSpecific) {
     /** The fields in QAPI order (the order QEMU adds them, which breaks ties in its JSON member order). */
     Map<String, Object> toJson() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -30,6 +30,12 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
         m.put("virtual-size", virtualSize);
         if (clusterSize > 0) {
             m.put("cluster-size", clusterSize);
+        }
+        if (!formatSpecific.isEmpty()) {
+            Map<String, Object> spec = new LinkedHashMap<>();
+            spec.put("type", format);
+            spec.put("data", formatSpecific);
+            m.put("format-specific", spec);
         }
         return m;
     }
@@ -48,6 +54,13 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
         }
         if (dirty) {
             sb.append("cleanly shut down: no\n");
+        }
+        if (!formatSpecific.isEmpty()) {
+            // bdrv_image_info_specific_dump: indented by 4, '-' in keys printed as ' '.
+            sb.append("Format specific information:\n");
+            for (Map.Entry<String, Object> e : formatSpecific.entrySet()) {
+                sb.append("    ").append(e.getKey().replace('-', ' ')).append(": ").append(e.getValue()).append('\n');
+            }
         }
         return sb.toString();
     }

@@ -91,6 +91,6 @@ final class InfoCommand implements ImgCommand {
         long virtualSize = (length + SECTOR - 1) / SECTOR * SECTOR;
         var info = root.info();
         return new ImageInfo(image.displayName(), info.formatName(), virtualSize, root.allocatedSize(),
-                info.clusterSize(), false);
+                info.clusterSize(), false, info.formatSpecific());
     }
 }

@@ -309,4 +309,23 @@ class ImgInfoCompatTest {
         assertThat(run.err()).isEmpty();
         assertThat(run.out()).contains("file format: raw\n");
     }
+
+    @org.junit.jupiter.params.ParameterizedTest(name = "qemu-img create -o {0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"compat=1.1", "compat=0.10",
+        "lazy_refcounts=on,refcount_bits=1", "refcount_bits=64,cluster_size=512",
+        "extended_l2=on,cluster_size=128k", "compression_type=zstd", "data_file=DATA,data_file_raw=on",
+        "preallocation=metadata,cluster_size=2M"})
+    void qcow2InfoIncludingFormatSpecificInformationIsQemuImgs(String options) throws Exception {
+        Path f = dir.resolve("fs.qcow2");
+        String o = options.replace("DATA", dir.resolve("fs.data").toString());
+        assertThat(QemuImgOracle.qemu(args("create", "-q", "-f", "qcow2", "-o", o, f.toString(), "3M")).status())
+                .isZero();
+        for (List<String> a : List.of(args("info", f.toString()), args("info", "--output=json", f.toString()))) {
+            QemuImgOracle.Run theirs = QemuImgOracle.qemu(a);
+            QemuImgOracle.Run ours = QemuImgOracle.jblock(a);
+            assertThat(ours.status()).as("%s: %s", a, ours.err()).isEqualTo(theirs.status()).isZero();
+            assertThat(ours.out()).as("%s", a).isEqualTo(theirs.out());
+            assertThat(ours.out()).contains(a.contains("--output=json") ? "\"format-specific\"" : "Format specific");
+        }
+    }
 }
