@@ -21,6 +21,8 @@ class QemuNumbersTest {
         "1.0000000001k, 1024", "9223372036854775807, 9223372036854775807",
         // A fraction that rounds to 1.0 overflows QEMU's conversion to 64.64 fixed point and counts as 0.
         "1.9999999999999999999k, 1024", "0.9999999999999999999k, 0",
+        // A fraction strtod finds out of range is dropped, and the character after it skipped.
+        "1.5e400k, 1", "1.5e-400k, 1",
     })
     void sizesParseAsInQemu(String text, long expected) throws Exception {
         assertThat(QemuNumbers.cvtnum(text, w -> { })).isEqualTo(expected);
@@ -28,7 +30,9 @@ class QemuNumbersTest {
 
     @ParameterizedTest(name = "{0} is not a size")
     @CsvSource({"x", "1x", "1.5", "1e3", "1kB", "1KiB", "k", "0.5", ".5k", "-0", "-1", "0x", "1.5b", "1.5e3k",
-        "0x1.5k", "1.-5k", "1.5kk", "1Z", "' 1 '"})
+        "0x1.5k", "1.-5k", "1.5kk", "1Z", "' 1 '",
+        // Text after an overflow makes it non-numeric, not too large.
+        "99999999999999999999x", "16Ex", "0x10000000000000000x"})
     void invalidSizesAreRefusedAsNonNumeric(String text) {
         assertThatThrownBy(() -> QemuNumbers.cvtnum(text, w -> { }))
                 .isInstanceOfSatisfying(QemuNumbers.SizeException.class,
