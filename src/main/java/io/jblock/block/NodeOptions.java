@@ -1,6 +1,6 @@
 package io.jblock.block;
 
-import io.jblock.options.QemuSizes;
+import io.jblock.block.QemuSizes;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

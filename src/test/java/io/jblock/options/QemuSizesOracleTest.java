@@ -1,5 +1,6 @@
 package io.jblock.options;
 
+import io.jblock.block.QemuSizes;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;

@@ -1,6 +1,6 @@
 package io.jblock.cli.img;
 
-import io.jblock.options.QemuSizes;
+import io.jblock.block.QemuSizes;
 
 import java.util.function.Consumer;
 

@@ -1,6 +1,6 @@
 package io.jblock.cli.io;
 
-import io.jblock.options.QemuSizes;
+import io.jblock.block.QemuSizes;
 
 import java.math.BigInteger;
 import java.util.function.Consumer;

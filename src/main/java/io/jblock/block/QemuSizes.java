@@ -1,4 +1,4 @@
-package io.jblock.options;
+package io.jblock.block;
 
 import java.math.BigInteger;
 import java.util.function.Consumer;
