@@ -12,6 +12,13 @@ public interface OpenContext {
      */
     BlockNode openChild(String role, NodeOptions parentOptions, NodeSettings parentSettings) throws BlockException;
 
+    /**
+     * The dotted options a {@code json:{...}} name stands for (as QEMU's
+     * bdrv_open reads such names), for formats whose metadata can name a
+     * child that way (qcow2 backing files).
+     */
+    java.util.Map<String, String> jsonOptions(String jsonName) throws BlockException;
+
     /** The engine for {@code aio=}; fails with QEMU's message where the engine cannot run here. */
     IoEngine engine(AioMode mode) throws BlockException;
 }

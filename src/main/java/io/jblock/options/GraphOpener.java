@@ -126,6 +126,11 @@ public final class GraphOpener implements OpenContext {
     }
 
     @Override
+    public java.util.Map<String, String> jsonOptions(String jsonName) throws BlockException {
+        return JsonOptions.parse(jsonName);
+    }
+
+    @Override
     public IoEngine engine(AioMode mode) throws BlockException {
         return engines.engine(mode);
     }

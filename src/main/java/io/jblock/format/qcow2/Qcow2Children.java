@@ -6,7 +6,6 @@ import io.jblock.block.Errno;
 import io.jblock.block.NodeOptions;
 import io.jblock.block.NodeSettings;
 import io.jblock.block.OpenContext;
-import io.jblock.options.JsonOptions;
 import io.jblock.protocol.FileNode;
 
 import java.io.IOException;
@@ -88,13 +87,13 @@ final class Qcow2Children {
         if (name == null && !userGave) {
             return null;
         }
-        if (name != null && JsonOptions.isJson(name)) {
+        if (name != null && name.startsWith("json:")) {
             if (!userGave) {
                 if (!policy.allowJsonBacking()) {
                     throw new BlockException.Unsupported("Backing file name '" + name + "' is a json: description;"
                             + " jblock opens those only when allowed (or give backing.* options)");
                 }
-                for (Map.Entry<String, String> e : JsonOptions.parse(name).entrySet()) {
+                for (Map.Entry<String, String> e : context.jsonOptions(name).entrySet()) {
                     options.put("backing." + e.getKey(), e.getValue());
                 }
             }
