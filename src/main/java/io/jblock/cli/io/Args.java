@@ -97,6 +97,23 @@ final class Args {
         return sizes;
     }
 
+    /** The offset and total length of a vectored request, "OFFSET LEN [LEN...]". */
+    record Range(long offset, int length) {
+    }
+
+    /** Parses "OFFSET LEN [LEN...]" (at least two operands); null after printing why not. */
+    static Range vectored(IoSession s, List<String> ops) {
+        Long offset = size(s, ops.get(0));
+        if (offset == null) {
+            return null;
+        }
+        long[] sizes = vector(s, ops.subList(1, ops.size()));
+        if (sizes == null) {
+            return null;
+        }
+        return new Range(offset, (int) sum(sizes));
+    }
+
     static long sum(long[] sizes) {
         long n = 0;
         for (long v : sizes) {

@@ -143,15 +143,12 @@ final class ReadCommands {
         if (ops.size() < 2) {
             return self.usage(s);
         }
-        Long offset = Args.size(s, ops.get(0));
-        if (offset == null) {
+        Args.Range range = Args.vectored(s, ops);
+        if (range == null) {
             return -1;
         }
-        long[] sizes = Args.vector(s, ops.subList(1, ops.size()));
-        if (sizes == null) {
-            return -1;
-        }
-        int size = (int) Args.sum(sizes);
+        long offset = range.offset();
+        int size = range.length();
         byte[] buf = new byte[size];
         Arrays.fill(buf, FILL);
         s.drainAio();
@@ -213,15 +210,12 @@ final class ReadCommands {
         if (ops.size() < 2) {
             return self.usage(s);
         }
-        Long offset = Args.size(s, ops.get(0));
-        if (offset == null) {
+        Args.Range range = Args.vectored(s, ops);
+        if (range == null) {
             return -1;
         }
-        long[] sizes = Args.vector(s, ops.subList(1, ops.size()));
-        if (sizes == null) {
-            return -1;
-        }
-        int size = (int) Args.sum(sizes);
+        long offset = range.offset();
+        int size = range.length();
         byte[] buf = new byte[size];
         Arrays.fill(buf, FILL);
         long t1 = System.nanoTime();
