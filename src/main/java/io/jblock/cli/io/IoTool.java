@@ -74,7 +74,7 @@ public final class IoTool implements Tool {
         String format = null;
         boolean imageOpts = false;
         ObjectOption objects = new ObjectOption();
-        Getopt g = new Getopt(s.prog, args, "hVc:d:f:rsnCmki:t:T:U", LONG_OPTIONS, s.err);
+        Getopt g = new Getopt(io.jblock.cli.Main.argv0(s.prog), args, "hVc:d:f:rsnCmki:t:T:U", LONG_OPTIONS, s.err);
         for (int c; (c = g.next()) != -1; ) {
             switch (c) {
                 case 's' -> r.snapshot = true;
