@@ -145,6 +145,9 @@ final class IoUring implements AutoCloseable {
     /** io_uring_enter flags: wait for min_complete completions before returning. */
     static final int IORING_ENTER_GETEVENTS = 1;
 
+    /** Device or resource busy: io_uring_enter while overflowed completions are being flushed. */
+    private static final int EBUSY = 16;
+
     // ---- mmap(2)
     private static final int PROT_READ = 0x1;
     private static final int PROT_WRITE = 0x2;
@@ -361,9 +364,6 @@ final class IoUring implements AutoCloseable {
             Thread.onSpinWait();
         }
     }
-
-    /** Device or resource busy: io_uring_enter while completions overflowed and are being flushed. */
-    private static final int EBUSY = 16;
 
     /** Unmaps the rings and closes the ring's descriptor, which cancels anything still in flight. */
     @Override

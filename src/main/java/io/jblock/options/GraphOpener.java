@@ -99,7 +99,7 @@ public final class GraphOpener implements OpenContext {
     public static IoEngine standardEngine(AioMode mode) throws BlockException {
         return switch (mode) {
             case THREADS -> ThreadsEngine.INSTANCE;
-            // jblock has no Linux AIO: native is served by io_uring, as fast and with the same O_DIRECT needs.
+            // jblock has no Linux AIO: native is served by io_uring (FileDriver has already required O_DIRECT).
             case NATIVE, IO_URING -> {
                 try {
                     yield IoUringEngine.instance();
