@@ -104,10 +104,12 @@ public final class GraphOpener implements OpenContext {
                 try {
                     yield IoUringEngine.instance();
                 } catch (ErrnoException e) {
-                    // QEMU's words when its ring cannot be set up (ENOSYS, or EPERM under seccomp).
-                    throw new BlockException(Errno.of(e.errno()), "Unable to use "
-                            + (mode == AioMode.IO_URING ? "io_uring" : "native AIO")
-                            + ": failed to init linux io_uring ring: " + e.reason());
+                    // QEMU 7.2's words when its ring cannot be set up (ENOSYS, or EPERM under seccomp): no reason
+                    // follows, as liburing leaves errno alone. QEMU's native AIO has no such case; jblock's
+                    // depends on io_uring, so it says so, and why.
+                    throw new BlockException(Errno.of(e.errno()), mode == AioMode.IO_URING
+                            ? "Unable to use io_uring: failed to init linux io_uring ring"
+                            : "Unable to use native AIO: failed to init linux io_uring ring: " + e.reason());
                 }
             }
         };
