@@ -213,6 +213,11 @@ public final class ThreadsEngine implements IoEngine {
             return alignment;
         }
 
+        /** The FFM descriptor, which the io_uring engine submits its operations on. */
+        int fd() {
+            return fd;
+        }
+
         @Override
         public void close() throws IOException {
             try {

@@ -132,11 +132,13 @@ class FileDriverTest {
     }
 
     @Test
-    void aioIoUringFailsClearlyRatherThanRunOnThreads() throws Exception {
+    void aioIoUringRunsOnTheIoUringEngineAndNeverOnThreads() throws Exception {
         Path p = dir.resolve("u.img");
         Files.write(p, new byte[4096]);
-        BlockException e = openFailure(false, "driver", "file", "filename", p.toString(), "aio", "io_uring");
-        assertThat(e.getMessage()).contains("io_uring").contains("not available yet");
+        try (BlockNode node = open(false, "driver", "file", "filename", p.toString(), "aio", "io_uring")) {
+            node.write(5, ByteBuffer.wrap(new byte[] {7}), 0);
+        }
+        assertThat(Files.readAllBytes(p)[5]).isEqualTo((byte) 7);
 
         // Even an engine provider that hands out threads for every mode cannot make io_uring run on threads.
         GraphOpener lenient = new GraphOpener(DriverRegistry.standard(), mode -> ThreadsEngine.INSTANCE);
