@@ -3,7 +3,6 @@ package io.jblock.engine;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
@@ -158,10 +157,9 @@ final class IoUring implements AutoCloseable {
     /** What mmap returns on failure ((void *) -1). */
     private static final long MAP_FAILED = -1L;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option SAVE_ERRNO = Linker.Option.captureCallState("errno");
+    // Linking and errno capture are Libc's: one set of FFM plumbing for the engine.
+    private static final StructLayout CAPTURE = Libc.CAPTURE;
+    private static final Linker.Option SAVE_ERRNO = Libc.SAVE_ERRNO;
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG;
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
     private static final ValueLayout PTR = ValueLayout.ADDRESS;
@@ -419,16 +417,14 @@ final class IoUring implements AutoCloseable {
     }
 
     private static MethodHandle bind(String name, FunctionDescriptor fd, Linker.Option... options) {
-        MemorySegment symbol = LINKER.defaultLookup().find(name).orElseThrow(
-                () -> new UnsatisfiedLinkError("libc has no symbol '" + name + "'"));
-        return LINKER.downcallHandle(symbol, fd, options);
+        return Libc.bind(name, fd, options);
     }
 
     private static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return Libc.errno(state);
     }
 
     private static IllegalStateException linkageFailure(String call, Throwable t) {
-        return new IllegalStateException("native call " + call + " failed to run: " + t, t);
+        return Libc.linkageFailure(call, t);
     }
 }

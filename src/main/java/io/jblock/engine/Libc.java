@@ -140,9 +140,11 @@ final class Libc {
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
-    private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
+    /** The layout errno is captured into; the engine's other bindings (io_uring) share it. */
+    static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option SAVE_ERRNO = Linker.Option.captureCallState("errno");
+    /** Downcall option: save errno into a {@link #CAPTURE} segment passed first. */
+    static final Linker.Option SAVE_ERRNO = Linker.Option.captureCallState("errno");
 
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
     private static final ValueLayout.OfLong OFF_T = ValueLayout.JAVA_LONG;
@@ -173,7 +175,8 @@ final class Libc {
     private Libc() {
     }
 
-    private static MethodHandle bind(String name, FunctionDescriptor fd, Linker.Option... options) {
+    /** A downcall handle for a libc function; the one place the engine binds native symbols. */
+    static MethodHandle bind(String name, FunctionDescriptor fd, Linker.Option... options) {
         MemorySegment symbol = LIBC.find(name).orElseThrow(
                 () -> new UnsatisfiedLinkError("libc has no symbol '" + name + "'"));
         return LINKER.downcallHandle(symbol, fd, options);
@@ -365,11 +368,11 @@ final class Libc {
         return sb.substring(0, sb.length() - 1);
     }
 
-    private static int errno(MemorySegment state) {
+    static int errno(MemorySegment state) {
         return (int) ERRNO.get(state, 0L);
     }
 
-    private static IllegalStateException linkageFailure(String call, Throwable t) {
+    static IllegalStateException linkageFailure(String call, Throwable t) {
         return new IllegalStateException("native call " + call + " failed to run: " + t, t);
     }
 }
