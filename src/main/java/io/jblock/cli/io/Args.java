@@ -101,6 +101,23 @@ final class Args {
     record Range(long offset, int length) {
     }
 
+    /** Parses "OFFSET LENGTH" with LENGTH at most {@link #MAX_REQUEST} (read, discard); null after printing why not. */
+    static Range offsetAndLength(IoSession s, List<String> ops) {
+        Long offset = size(s, ops.get(0));
+        if (offset == null) {
+            return null;
+        }
+        Long length = size(s, ops.get(1));
+        if (length == null) {
+            return null;
+        }
+        if (length > MAX_REQUEST) {
+            s.out.print("length cannot exceed " + MAX_REQUEST + ", given " + ops.get(1) + "\n");
+            return null;
+        }
+        return new Range(offset, (int) (long) length);
+    }
+
     /** Parses "OFFSET LEN [LEN...]" (at least two operands); null after printing why not. */
     static Range vectored(IoSession s, List<String> ops) {
         Long offset = size(s, ops.get(0));

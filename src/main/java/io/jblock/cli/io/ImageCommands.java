@@ -114,18 +114,12 @@ final class ImageCommands {
         if (ops.size() != 2) {
             return self.usage(s);
         }
-        Long offset = Args.size(s, ops.get(0));
-        if (offset == null) {
+        Args.Range range = Args.offsetAndLength(s, ops);
+        if (range == null) {
             return -1;
         }
-        Long bytes = Args.size(s, ops.get(1));
-        if (bytes == null) {
-            return -1;
-        }
-        if (bytes > Args.MAX_REQUEST) {
-            s.out.print("length cannot exceed " + Args.MAX_REQUEST + ", given " + ops.get(1) + "\n");
-            return -1;
-        }
+        long offset = range.offset();
+        long bytes = range.length();
         s.drainAio();
         long t1 = System.nanoTime();
         try {

@@ -61,18 +61,12 @@ final class ReadCommands {
         if (ops.size() != 2) {
             return self.usage(s);
         }
-        Long offset = Args.size(s, ops.get(0));
-        if (offset == null) {
+        Args.Range range = Args.offsetAndLength(s, ops);
+        if (range == null) {
             return -1;
         }
-        Long count = Args.size(s, ops.get(1));
-        if (count == null) {
-            return -1;
-        }
-        if (count > Args.MAX_REQUEST) {
-            s.out.print("length cannot exceed " + Args.MAX_REQUEST + ", given " + ops.get(1) + "\n");
-            return -1;
-        }
+        long offset = range.offset();
+        long count = range.length();
         if (!patternGiven && (lengthGiven || startGiven)) {
             return self.usage(s);
         }
@@ -86,7 +80,7 @@ final class ReadCommands {
         if (vmState && (!Args.sectorAligned(s, offset, "offset") || !Args.sectorAligned(s, count, "count"))) {
             return -1;
         }
-        byte[] buf = new byte[count.intValue()];
+        byte[] buf = new byte[(int) count];
         Arrays.fill(buf, FILL);
         s.drainAio();
         long t1 = System.nanoTime();
