@@ -4,14 +4,17 @@ import java.io.IOException;
 import java.util.concurrent.Semaphore;
 
 /**
- * The bytes of request and reply buffers a server may hold at once, across
- * all connections. A request waits for its share before its buffer is
- * allocated, so no mix of clients can make the server allocate more than
- * this. Counted in KiB so a large budget fits a semaphore's int.
+ * The bytes of request and reply buffers one connection may hold at once. A
+ * request waits for its share before its buffer is allocated. The budget is
+ * per connection, not per server, on purpose: a client that pipelines large
+ * READs and never reads the replies keeps its buffers until it does, and with
+ * a shared budget it would starve every other client. So the server holds at
+ * most (connections allowed, -e) times this, as qemu-nbd bounds it per
+ * client. Counted in KiB so a large budget fits a semaphore's int.
  */
 public final class MemoryBudget {
-    /** 256 MiB: eight maximum-size requests in flight. */
-    public static final long DEFAULT_BYTES = 256L << 20;
+    /** 128 MiB per connection: four maximum-size requests in flight. */
+    public static final long DEFAULT_BYTES = 128L << 20;
 
     private final Semaphore kib;
     private final int totalKib;

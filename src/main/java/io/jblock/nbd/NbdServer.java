@@ -24,14 +24,18 @@ public final class NbdServer implements AutoCloseable {
     private final Map<String, NbdExport> exports;
     private final Semaphore slots;
     private final boolean persistent;
-    private final MemoryBudget budget;
+    private final long connectionBudget;
     private final PayloadBuffers buffers = new PayloadBuffers();
     private final AtomicInteger clients = new AtomicInteger();
     private final AtomicBoolean stopping = new AtomicBoolean();
     private final CountDownLatch stopped = new CountDownLatch(1);
     private volatile ServerSocketChannel listener;
 
-    public NbdServer(List<NbdExport> exports, int maxClients, boolean persistent, MemoryBudget budget) {
+    /**
+     * @param connectionBudget bytes of request and reply buffers each connection may hold at once
+     *                         (see {@link MemoryBudget}); at least one maximum payload
+     */
+    public NbdServer(List<NbdExport> exports, int maxClients, boolean persistent, long connectionBudget) {
         LinkedHashMap<String, NbdExport> m = new LinkedHashMap<>();
         for (NbdExport e : exports) {
             m.put(e.name(), e);
@@ -39,7 +43,8 @@ public final class NbdServer implements AutoCloseable {
         this.exports = java.util.Collections.unmodifiableMap(m);
         this.slots = new Semaphore(maxClients);
         this.persistent = persistent;
-        this.budget = budget;
+        new MemoryBudget(connectionBudget); // too small a budget fails here, not at the first client
+        this.connectionBudget = connectionBudget;
     }
 
     public Map<String, NbdExport> exports() {
@@ -90,7 +95,7 @@ public final class NbdServer implements AutoCloseable {
             if (s != null) {
                 LOG.log(System.Logger.Level.DEBUG, "client entered transmission for export ''{0}''{1}",
                         s.export().name(), s.structured() ? " with structured replies" : "");
-                new NbdTransmission(t, s, budget, buffers).run();
+                new NbdTransmission(t, s, new MemoryBudget(connectionBudget), buffers).run();
             }
         } catch (IOException e) {
             LOG.log(System.Logger.Level.DEBUG, "connection ended: {0}", e.toString());

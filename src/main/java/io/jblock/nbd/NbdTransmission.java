@@ -18,7 +18,7 @@ import java.util.concurrent.Semaphore;
  * then runs on its own virtual thread, so replies go out in whatever order
  * the requests finish. At most {@link Nbd#MAX_IN_FLIGHT} requests per
  * connection are in flight, and every payload buffer is charged to the
- * server-wide {@link MemoryBudget} before it is allocated.
+ * connection's {@link MemoryBudget} before it is allocated.
  */
 final class NbdTransmission {
     private static final System.Logger LOG = System.getLogger(NbdTransmission.class.getName());

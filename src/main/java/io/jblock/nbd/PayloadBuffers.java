@@ -11,7 +11,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * and the alignment lets O_DIRECT use them without a bounce. Buffers come in
  * power-of-two classes from 4 KiB to {@link Nbd#MAX_PAYLOAD}; at most
  * {@link #RETAINED_BYTES} are kept idle, the rest are left to the GC.
- * (What may be in use at once is bounded by the server's MemoryBudget.)
+ * (What may be in use at once is bounded by each connection's MemoryBudget.)
  */
 final class PayloadBuffers {
     static final int ALIGNMENT = 4096;

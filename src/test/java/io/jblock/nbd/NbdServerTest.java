@@ -38,15 +38,22 @@ class NbdServerTest {
     private Path socket;
 
     private void start(String cache, boolean readOnly, int clients) throws Exception {
+        start(cache, readOnly, clients, 4 << 20);
+    }
+
+    private void start(String cache, boolean readOnly, int clients, long size) throws Exception {
         Path img = dir.resolve("disk.img");
         Files.write(img, new byte[4 << 20]);
+        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(size);
+        }
         engine = new CountingEngine();
         DriveOpener opener = new DriveOpener(new GraphOpener(DriverRegistry.standard(),
                 CountingEngine.provider(engine)));
         drive = opener.open(DriveConfig.parseDrive("file=" + img + ",format=raw,discard=unmap,cache=" + cache
                 + (readOnly ? ",read-only=on" : "")));
         server = new NbdServer(List.of(new NbdExport("", "test disk", drive, clients > 1, true)), clients, true,
-                new MemoryBudget(MemoryBudget.DEFAULT_BYTES));
+                MemoryBudget.DEFAULT_BYTES);
         socket = dir.resolve("nbd.sock");
         ServerSocketChannel l = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         l.bind(UnixDomainSocketAddress.of(socket));
@@ -270,6 +277,27 @@ class NbdServerTest {
                     assertThat(depth).extracting(e -> e[0] + ":" + e[1]).containsExactly((256 << 10) + ":1");
                 }
             }
+        }
+    }
+
+    @Test
+    void aClientThatNeverReadsItsRepliesCannotStarveTheOthers() throws Exception {
+        start("writeback", false, 2, 64 << 20);
+        try (NbdClient greedy = connect(); NbdClient polite = connect()) {
+            // Pipeline far more reply data than any buffer holds, and never read it.
+            for (int i = 0; i < Nbd.MAX_IN_FLIGHT; i++) {
+                greedy.sendRequest(Nbd.CMD_FLAG_DF, Nbd.CMD_READ, i, 0, Nbd.MAX_PAYLOAD, null);
+            }
+            var other = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                try {
+                    assertThat(polite.write(0, filled(4096, 0x21), 0)).isZero();
+                    return polite.read(0, 4096);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            // A liveness bound, not a speed assertion: the other client is served at all.
+            assertThat(other.get(60, java.util.concurrent.TimeUnit.SECONDS)).isEqualTo(filled(4096, 0x21));
         }
     }
 

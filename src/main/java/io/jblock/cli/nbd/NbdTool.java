@@ -158,7 +158,7 @@ public final class NbdTool implements Tool {
             ServerSocketChannel listener = o.socketActivation != null ? null : listen(o);
             NbdExport export = new NbdExport(o.exportName, o.description, drive, o.shared > 1, o.allocationDepth);
             NbdServer server = new NbdServer(List.of(export), o.shared, o.persistent,
-                    new MemoryBudget(MemoryBudget.DEFAULT_BYTES));
+                    MemoryBudget.DEFAULT_BYTES);
             writePidFile(o);
             NbdFork.signalReady();
             try {
