@@ -43,7 +43,10 @@ public final class NbdServer implements AutoCloseable {
         this.exports = java.util.Collections.unmodifiableMap(m);
         this.slots = new Semaphore(maxClients);
         this.persistent = persistent;
-        new MemoryBudget(connectionBudget); // too small a budget fails here, not at the first client
+        if (connectionBudget < Nbd.MAX_PAYLOAD) {
+            throw new IllegalArgumentException("connection budget " + connectionBudget
+                    + " is below one maximum payload (" + Nbd.MAX_PAYLOAD + ")");
+        }
         this.connectionBudget = connectionBudget;
     }
 
