@@ -60,11 +60,11 @@ class CacheModeDurabilityTest {
                     d.flush();
                 }
             }
-            assertThat(engine.datasyncs.get()).as("fdatasync calls").isEqualTo(expectedDatasyncs);
+            assertThat(engine.datasyncs()).as("fdatasync calls").isEqualTo(expectedDatasyncs);
             assertThat(d.stats().diskFlushes()).as("drive's count of disk flushes").isEqualTo(expectedDatasyncs);
             assertThat(d.stats().flushRequests()).as("flushes acknowledged").isEqualTo(FLUSHES);
             assertThat(d.stats().writes()).isEqualTo(WRITES);
-            assertThat(engine.writes.get()).as("writes reach the file in every mode").isEqualTo(WRITES);
+            assertThat(engine.writes()).as("writes reach the file in every mode").isEqualTo(WRITES);
         }
         byte[] data = Files.readAllBytes(img);
         for (int i = 0; i < WRITES; i++) {
@@ -83,7 +83,7 @@ class CacheModeDurabilityTest {
         Drive d = opener.open(DriveConfig.parseDrive("file=" + img + ",format=raw,cache=" + mode));
         try (Arena arena = Arena.ofConfined()) {
             ByteBuffer block = arena.allocate(4096, 4096).asByteBuffer();
-            engine.failDatasyncs.set(1);
+            engine.faults.failingDatasyncs.set(1);
             boolean writethrough = mode.equals("writethrough") || mode.equals("directsync");
             if (writethrough) {
                 // The write's own FUA flush fails, so the write fails.
@@ -119,8 +119,8 @@ class CacheModeDurabilityTest {
             d.flush();
             d.read(0, ByteBuffer.allocate(512));
             d.flush();
-            assertThat(engine.datasyncs.get()).isZero();
-            assertThat(engine.writes.get()).isZero();
+            assertThat(engine.datasyncs()).isZero();
+            assertThat(engine.writes()).isZero();
             assertThat(d.stats().flushRequests()).isEqualTo(3);
         }
     }

@@ -99,9 +99,9 @@ class NbdServerTest {
         try (NbdClient writer = connect(); NbdClient flusher = connect(); NbdClient reader = connect()) {
             assertThat(writer.write(0, filled(4096, 0x5a), 0)).isZero();
             assertThat(writer.write(8192, filled(4096, 0x6b), 0)).isZero();
-            assertThat(engine.datasyncs.get()).as("nothing durable before the flush").isZero();
+            assertThat(engine.datasyncs()).as("nothing durable before the flush").isZero();
             assertThat(flusher.flush()).as("flush acknowledged in every mode").isZero();
-            assertThat(engine.datasyncs.get()).as("the flush reached the disk per the cache mode")
+            assertThat(engine.datasyncs()).as("the flush reached the disk per the cache mode")
                     .isEqualTo(datasyncs);
             assertThat(reader.read(0, 4096)).isEqualTo(filled(4096, 0x5a));
             assertThat(reader.read(8192, 4096)).isEqualTo(filled(4096, 0x6b));
@@ -113,7 +113,7 @@ class NbdServerTest {
         start("writeback", false, 1);
         try (NbdClient c = connect()) {
             assertThat(c.write(0, filled(512, 1), Nbd.CMD_FLAG_FUA)).isZero();
-            assertThat(engine.datasyncs.get()).isEqualTo(1);
+            assertThat(engine.datasyncs()).isEqualTo(1);
         }
     }
 
@@ -170,7 +170,7 @@ class NbdServerTest {
             assertThat(c.command(Nbd.CMD_WRITE_ZEROES, 0, 0, 512)).isEqualTo(Nbd.EPERM);
             assertThat(c.read(0, 512)).isEqualTo(new byte[512]);
         }
-        assertThat(engine.writes.get()).isZero();
+        assertThat(engine.writes()).isZero();
     }
 
     @Test

@@ -1,5 +1,6 @@
 package io.jblock.protocol;
 
+import io.jblock.testing.FaultyEngine;
 import io.jblock.block.BlockException;
 import io.jblock.block.Errno;
 import io.jblock.block.Prealloc;

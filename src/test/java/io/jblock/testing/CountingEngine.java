@@ -2,27 +2,25 @@ package io.jblock.testing;
 
 import io.jblock.block.AioMode;
 import io.jblock.engine.EngineFile;
-import io.jblock.engine.ForwardingEngineFile;
+import io.jblock.engine.InstrumentedEngine;
 import io.jblock.engine.IoEngine;
-import io.jblock.engine.ThreadsEngine;
+import io.jblock.options.GraphOpener;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Test engine: the threads engine, counting what reaches the file, and able
- * to make datasync fail on demand (for the fsyncgate rule).
+ * Test engine for tests with one image file: the threads engine with the
+ * faults a test injects ({@link FaultyEngine}), counted at the engine
+ * ({@link InstrumentedEngine}), so a test can say what reached the file.
  */
 public final class CountingEngine implements IoEngine {
-    public final AtomicLong writes = new AtomicLong();
-    public final AtomicLong datasyncs = new AtomicLong();
-    /** Datasync calls still to fail with EIO. */
-    public final AtomicInteger failDatasyncs = new AtomicInteger();
+    /** The faults to inject (failing datasyncs, refused space operations). */
+    public final FaultyEngine faults = new FaultyEngine();
+    private final InstrumentedEngine counted = new InstrumentedEngine(faults);
+    private volatile Path image;
 
-    public static io.jblock.options.GraphOpener.EngineProvider provider(CountingEngine e) {
+    public static GraphOpener.EngineProvider provider(CountingEngine e) {
         return mode -> {
             if (mode != AioMode.THREADS) {
                 throw new IllegalStateException("tests use aio=threads");
@@ -31,28 +29,24 @@ public final class CountingEngine implements IoEngine {
         };
     }
 
+    /** fdatasync calls that reached the image file. */
+    public long datasyncs() {
+        return counted.counters(image).datasyncs();
+    }
+
+    /** Write calls that reached the image file. */
+    public long writes() {
+        return counted.counters(image).writes();
+    }
+
     @Override
     public String name() {
-        return "threads";
+        return counted.name();
     }
 
     @Override
     public EngineFile open(Path path, boolean readOnly, boolean direct) throws IOException {
-        return new ForwardingEngineFile(ThreadsEngine.INSTANCE.open(path, readOnly, direct)) {
-            @Override
-            public int write(ByteBuffer src, long pos) throws IOException {
-                writes.incrementAndGet();
-                return super.write(src, pos);
-            }
-
-            @Override
-            public void datasync() throws IOException {
-                datasyncs.incrementAndGet();
-                if (failDatasyncs.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
-                    throw new IOException("Input/output error (injected)");
-                }
-                super.datasync();
-            }
-        };
+        image = path;
+        return counted.open(path, readOnly, direct);
     }
 }

@@ -1,4 +1,4 @@
-package io.jblock.protocol;
+package io.jblock.testing;
 
 import io.jblock.engine.EngineFile;
 import io.jblock.engine.ForwardingEngineFile;
@@ -13,13 +13,13 @@ import java.util.concurrent.atomic.AtomicInteger;
  * The threads engine with faults chosen by a test: datasyncs that fail, and
  * file systems that refuse punching, zeroing, allocating or seeking holes.
  */
-final class FaultyEngine implements IoEngine {
+public final class FaultyEngine implements IoEngine {
     /** How many of the next datasyncs fail with EIO. */
-    final AtomicInteger failingDatasyncs = new AtomicInteger();
-    volatile boolean canPunch = true;
-    volatile boolean canZeroRange = true;
-    volatile boolean canAllocate = true;
-    volatile boolean canSeekHoles = true;
+    public final AtomicInteger failingDatasyncs = new AtomicInteger();
+    public volatile boolean canPunch = true;
+    public volatile boolean canZeroRange = true;
+    public volatile boolean canAllocate = true;
+    public volatile boolean canSeekHoles = true;
 
     @Override
     public String name() {
