@@ -226,6 +226,15 @@ public abstract class BlockNode implements AutoCloseable {
         return false;
     }
 
+    /**
+     * A format above reports that it is about to do what {@code event} names
+     * (QEMU's BLKDBG_EVENT, sent to the format's file child). Nothing, except
+     * in a blkdebug filter, which may inject an error into the next request
+     * or change its state.
+     */
+    public void debugEvent(DebugEvent event) {
+    }
+
     /** The node's own description for info commands. */
     public NodeInfo info() throws BlockException {
         return NodeInfo.simple(driverName);
