@@ -157,8 +157,7 @@ public final class RawNode extends BlockNode {
     @Override
     protected BlockStatus doBlockStatus(long off, long length) throws BlockException {
         BlockStatus s = file.blockStatus(adjust(off, length), length);
-        return new BlockStatus(s.length(), (s.flags() & (BlockStatus.DATA | BlockStatus.ZERO))
-                | BlockStatus.ALLOCATED, 1);
+        return s.with((s.flags() & (BlockStatus.DATA | BlockStatus.ZERO)) | BlockStatus.ALLOCATED, 1);
     }
 
     @Override

@@ -337,6 +337,10 @@ public final class FileNode extends BlockNode {
      */
     @Override
     protected BlockStatus doBlockStatus(long offset, long length) {
+        return runStatus(offset, length).at(offset, this);
+    }
+
+    private BlockStatus runStatus(long offset, long length) {
         final int data = BlockStatus.DATA | BlockStatus.ALLOCATED;
         final int zero = BlockStatus.ZERO | BlockStatus.ALLOCATED;
         KnownData known = knownData;

@@ -157,7 +157,7 @@ public final class MemoryNode extends BlockNode {
         }
         long run = Math.min(pos, end) - offset;
         int flags = BlockStatus.ALLOCATED | (data ? BlockStatus.DATA : BlockStatus.ZERO);
-        return new BlockStatus(run, flags, 1);
+        return new BlockStatus(run, flags, 1, offset, this);
     }
 
     @Override

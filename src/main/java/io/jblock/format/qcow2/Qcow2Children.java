@@ -166,7 +166,8 @@ final class Qcow2Children {
             throw new BlockException.Unsupported("Cannot use the relative " + what + " name '" + name
                     + "': the image is not in a folder");
         }
-        Path dir = f.path().toAbsolutePath().getParent();
+        // As QEMU's path_combine: beside the image as it was named, so a relative image gives a relative name.
+        Path dir = f.path().getParent();
         return dir == null ? p : dir.resolve(p);
     }
 

@@ -198,8 +198,13 @@ public final class Qcow2Node extends BlockNode {
         return switch (e.type()) {
             case NORMAL -> dataStatus(e.hostOffset(), e.length());
             case COMPRESSED -> new BlockStatus(e.length(), BlockStatus.DATA | BlockStatus.ALLOCATED, 1);
-            case ZERO_PLAIN, ZERO_ALLOC -> new BlockStatus(e.length(), BlockStatus.ZERO | BlockStatus.ALLOCATED, 1);
-            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> backingStatus(offset, e.length());
+            case ZERO_PLAIN -> new BlockStatus(e.length(), BlockStatus.ZERO | BlockStatus.ALLOCATED, 1);
+            case ZERO_ALLOC -> new BlockStatus(e.length(), BlockStatus.ZERO | BlockStatus.ALLOCATED, 1,
+                    e.hostOffset(), dataFile != null ? dataFile : file);
+            case UNALLOCATED_PLAIN -> backingStatus(offset, e.length());
+            case UNALLOCATED_ALLOC -> nothingBelow(offset)
+                    ? new BlockStatus(e.length(), BlockStatus.ZERO, 0, e.hostOffset(), dataFile != null ? dataFile : file)
+                    : backingStatus(offset, e.length());
             case INVALID -> throw new IllegalStateException("the map reports invalid entries as corrupt");
         };
     }
@@ -212,15 +217,15 @@ public final class Qcow2Node extends BlockNode {
      */
     private BlockStatus dataStatus(long host, long length) throws BlockException {
         int flags = BlockStatus.DATA | BlockStatus.ALLOCATED;
-        if (!metadataPreallocated()) {
-            return new BlockStatus(length, flags, 1);
-        }
         BlockNode data = dataFile != null ? dataFile : file;
+        if (!metadataPreallocated()) {
+            return new BlockStatus(length, flags, 1, host, data);
+        }
         if (host >= dataLength) {
-            return new BlockStatus(length, flags | BlockStatus.ZERO, 1);
+            return new BlockStatus(length, flags | BlockStatus.ZERO, 1, host, data);
         }
         BlockStatus s = data.blockStatus(host, Math.min(length, dataLength - host));
-        return new BlockStatus(s.length(), flags | (s.flags() & BlockStatus.ZERO), 1);
+        return new BlockStatus(s.length(), flags | (s.flags() & BlockStatus.ZERO), 1, host, data);
     }
 
     /**
@@ -243,6 +248,15 @@ public final class Qcow2Node extends BlockNode {
             metadataPreallocated = known;
         }
         return known;
+    }
+
+    /**
+     * Whether no backing file has the bytes at {@code offset}; then an
+     * unallocated subcluster of an allocated cluster reads as zero from its
+     * own host cluster, whose offset QEMU reports (qemu-img map shows it).
+     */
+    private boolean nothingBelow(long offset) throws BlockException {
+        return backing == null || offset >= backing.length();
     }
 
     private BlockStatus backingStatus(long offset, long length) throws BlockException {
