@@ -44,10 +44,23 @@ final class ImageOpener {
         }
     }
 
+    /**
+     * How a command wants the drive: its cache mode (qemu-img's -t and -T)
+     * and whether discards reach the image (convert's BDRV_O_UNMAP).
+     */
+    record Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard) {
+        static final Tuning DEFAULT = new Tuning(io.jblock.block.CacheOptions.WRITEBACK,
+                io.jblock.block.DiscardMode.IGNORE);
+    }
+
     private ImageOpener() {
     }
 
     static Opened open(ImgContext ctx, Request r) throws ImgExit {
+        return open(ctx, r, Tuning.DEFAULT);
+    }
+
+    static Opened open(ImgContext ctx, Request r, Tuning tuning) throws ImgExit {
         if (r.imageOpts() && r.format() != null) {
             throw ctx.fail("--image-opts and --format are mutually exclusive");
         }
@@ -61,15 +74,17 @@ final class ImageOpener {
             }
         }
         try {
-            return openOrThrow(ctx, r, imageOpts);
+            return openOrThrow(ctx, r, imageOpts, tuning);
         } catch (BlockException e) {
             throw ctx.fail("Could not open '" + r.name() + "': " + e.getMessage());
         }
     }
 
-    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts)
-            throws BlockException {
+    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
+                                      Tuning tuning) throws BlockException {
         DriveConfig c = new DriveConfig();
+        c.cache = tuning.cache();
+        c.discard = tuning.discard();
         c.readOnly = r.readOnly();
         c.warnings = ctx::warn;
         NodeOptions options = optionsFor(r, imageOpts);

@@ -26,6 +26,7 @@ public final class ImgTool implements Tool {
         COMMANDS.put("create", CreateCommand::new);
         COMMANDS.put("info", InfoCommand::new);
         COMMANDS.put("map", MapCommand::new);
+        COMMANDS.put("compare", CompareCommand::new);
     }
 
     @Override

@@ -269,7 +269,7 @@ public final class Qcow2Node extends BlockNode {
         }
         BlockStatus s = backing.blockStatus(offset, Math.min(length, backingLength - offset));
         int flags = s.flags() & ~BlockStatus.ALLOCATED;
-        return new BlockStatus(s.length(), flags, s.depth() == 0 ? 0 : s.depth() + 1);
+        return s.with(flags, s.depth() == 0 ? 0 : s.depth() + 1);
     }
 
     // ---------------------------------------------------------------- writes (not yet)
