@@ -48,9 +48,14 @@ final class ImageOpener {
      * How a command wants the drive: its cache mode (qemu-img's -t and -T)
      * and whether discards reach the image (convert's BDRV_O_UNMAP).
      */
-    record Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard) {
+    record Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard, DriveOpener opener) {
         static final Tuning DEFAULT = new Tuning(io.jblock.block.CacheOptions.WRITEBACK,
                 io.jblock.block.DiscardMode.IGNORE);
+
+        /** With the standard drivers and engines. */
+        Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard) {
+            this(cache, discard, null);
+        }
     }
 
     private ImageOpener() {
@@ -115,7 +120,7 @@ final class ImageOpener {
         if (onHostDevice(r, c.filename, options)) {
             options.put("file.driver", "host_device");
         }
-        Drive drive = openDrive(c);
+        Drive drive = openDrive(c, tuning.opener() != null ? tuning.opener() : DriveOpener.standard());
         return new Opened(drive, ImageName.of(r, hostFile(drive.root()), given));
     }
 
@@ -162,9 +167,9 @@ final class ImageOpener {
         return options;
     }
 
-    private static Drive openDrive(DriveConfig c) throws BlockException {
+    private static Drive openDrive(DriveConfig c, DriveOpener opener) throws BlockException {
         try {
-            return DriveOpener.standard().open(c);
+            return opener.open(c);
         } catch (BlockException e) {
             // FileDriver words a missing name its own way; qemu's text is this (reported, to move into FileDriver).
             if ("Parameter 'filename' is missing".equals(e.getMessage())) {

@@ -27,6 +27,7 @@ public final class ImgTool implements Tool {
         COMMANDS.put("info", InfoCommand::new);
         COMMANDS.put("map", MapCommand::new);
         COMMANDS.put("compare", CompareCommand::new);
+        COMMANDS.put("convert", ConvertCommand::new);
     }
 
     @Override

@@ -1,0 +1,452 @@
+package io.jblock.cli.img;
+
+import io.jblock.block.BlockException;
+import io.jblock.block.BlockNode;
+import io.jblock.block.BlockStatus;
+import io.jblock.block.WriteFlags;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The copy of {@code img convert}: the sources, one after the other, onto
+ * the target, in qemu-img 7.2's units (512-byte sectors) and with its
+ * decisions, so the target ends up allocated exactly where qemu-img's
+ * would be.
+ *
+ * <h2>How a run is copied</h2>
+ * Block status splits the sources into runs of data, zeroes, and (when the
+ * target has a backing file) bytes to leave to that file. Data is read at
+ * most {@code bufSectors} at a time and, unless sparse detection is off
+ * ({@code -S 0}), scanned for zeroes: runs of at least {@code minSparse}
+ * zero sectors, cut at {@code alignment}, are not written but zeroed (or
+ * skipped, on a target known to read as zero). Zero runs are zeroed with
+ * MAY_UNMAP, or skipped on such a target.
+ *
+ * <h2>Parallelism</h2>
+ * {@code workers} virtual threads (qemu-img's coroutines, -m) take the next
+ * chunk in turn, read it, and write it; with in-order writes (the default;
+ * -W turns it off) each waits until the chunk before it was written. The
+ * chunks, and so the target's contents and allocation, are the same in any
+ * case: only the order of the writes changes.
+ */
+final class ConvertJob {
+    static final int SECTOR = 512;
+    /** qemu-img's BDRV_REQUEST_MAX_SECTORS: the longest run one block-status call asks about. */
+    private static final long MAX_REQUEST_SECTORS = Integer.MAX_VALUE >> 9;
+
+    /** What a chunk is, for the target. */
+    enum Kind { DATA, ZERO, BACKING_FILE }
+
+    /**
+     * The job's settings.
+     *
+     * @param minSparse            zero sectors in a row that make a hole; 0 turns detection off
+     * @param hasZeroInit          the target reads as zero already: zero runs are skipped
+     * @param targetHasBacking     unallocated runs of the top source are left to the target's backing file
+     * @param targetBackingSectors the length of that backing file, -1 when unknown
+     * @param inOrder              writes in the order of the chunks
+     * @param workers              chunks copied at once (-m)
+     * @param copyRange            -C: data is copied as read, zeroes included
+     * @param salvage              read errors become zeroes with a warning
+     * @param quiet                no warnings
+     * @param alignment            sectors at which zero detection cuts runs (a power of two)
+     * @param bufSectors           the largest data chunk
+     * @param rateLimit            bytes per second written at most, 0 for no limit
+     */
+    record Settings(int minSparse, boolean hasZeroInit, boolean targetHasBacking, long targetBackingSectors,
+                    boolean inOrder, int workers, boolean copyRange, boolean salvage, boolean quiet,
+                    int alignment, int bufSectors, long rateLimit) {
+    }
+
+    /** The copy failed; the message is printed already. */
+    static final class Failed extends Exception {
+        Failed() {
+            super(null, null, false, false);
+        }
+    }
+
+    private final ImgContext ctx;
+    private final List<BlockNode> sources;
+    private final long[] sourceSectors;
+    private final long totalSectors;
+    private final BlockNode target;
+    private final Settings s;
+    private final Progress progress;
+    private final RateLimit rate;
+
+    // The cursor, shared by the workers under {@link #lock}: QEMU's ImgConvertState.
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition written = lock.newCondition();
+    private long sectorNum;
+    private long nextStatusSector;
+    private Kind status;
+    private long writtenUpTo;
+    private boolean failed;
+    private long allocatedSectors;
+    private long allocatedDone;
+    /**
+     * -C, while it works: QEMU's copy offloading fails on the first chunk it
+     * cannot offload (compressed clusters: data without a host offset) and
+     * is off from then on, so that chunk and the rest are copied with zero
+     * detection.
+     */
+    private volatile boolean copyRange;
+
+    ConvertJob(ImgContext ctx, List<BlockNode> sources, BlockNode target, Settings settings, Progress progress)
+            throws BlockException {
+        this.ctx = ctx;
+        this.sources = sources;
+        this.sourceSectors = new long[sources.size()];
+        long total = 0;
+        for (int i = 0; i < sources.size(); i++) {
+            sourceSectors[i] = SectorImage.length(sources.get(i)) / SECTOR;
+            total += sourceSectors[i];
+        }
+        this.totalSectors = total;
+        this.target = target;
+        this.s = settings;
+        this.progress = progress;
+        this.rate = new RateLimit(settings.rateLimit());
+        this.copyRange = settings.copyRange();
+    }
+
+    long totalSectors() {
+        return totalSectors;
+    }
+
+    /** Copies everything; on failure the message is printed and {@link Failed} thrown. */
+    void run() throws Failed {
+        // First pass: what will be written, for the progress figure.
+        long at = 0;
+        while (at < totalSectors) {
+            long n = nextChunk(at);
+            if (status == Kind.DATA || (s.minSparse() == 0 && status == Kind.ZERO)) {
+                allocatedSectors += n;
+            }
+            at += n;
+        }
+        nextStatusSector = 0;
+        sectorNum = 0;
+        writtenUpTo = 0;
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < s.workers(); i++) {
+            threads.add(Thread.ofVirtual().name("convert-" + i).start(this::work));
+        }
+        for (Thread t : threads) {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    t.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        if (failed) {
+            throw new Failed();
+        }
+    }
+
+    /** One worker: QEMU's convert_co_do_copy. */
+    private void work() {
+        ByteBuffer buf = ByteBuffer.allocateDirect(s.bufSectors() * SECTOR);
+        while (true) {
+            long start;
+            long n;
+            Kind kind;
+            lock.lock();
+            try {
+                if (failed || sectorNum >= totalSectors) {
+                    return;
+                }
+                try {
+                    n = nextChunk(sectorNum);
+                } catch (Failed e) {
+                    failed = true;
+                    written.signalAll();
+                    return;
+                }
+                start = sectorNum;
+                kind = status;
+                if (s.minSparse() == 0 && kind == Kind.ZERO) {
+                    n = Math.min(n, s.bufSectors());
+                }
+                sectorNum += n;
+                if (kind == Kind.DATA || (s.minSparse() == 0 && kind == Kind.ZERO)) {
+                    allocatedDone += n;
+                    progress.print((float) (100.0 * allocatedDone / allocatedSectors), 0);
+                }
+            } finally {
+                lock.unlock();
+            }
+            boolean ok = true;
+            boolean offload = copyRange && kind == Kind.DATA;
+            if (offload && !offloadable(start, n)) {
+                copyRange = false;
+                offload = false;
+            }
+            if (kind == Kind.DATA) {
+                ok = read(start, (int) n, buf);
+            } else if (s.minSparse() == 0 && kind == Kind.ZERO) {
+                kind = Kind.DATA;
+                buf.clear().limit((int) n * SECTOR);
+                ZeroScan.fill(buf);
+            }
+            if (s.inOrder() && !awaitTurn(start)) {
+                return;
+            }
+            if (ok && !isFailed()) {
+                ok = write(start, n, buf, kind, offload);
+            }
+            lock.lock();
+            try {
+                if (!ok) {
+                    failed = true;
+                }
+                writtenUpTo = Math.max(writtenUpTo, start + n);
+                written.signalAll();
+            } finally {
+                lock.unlock();
+            }
+            if (!ok) {
+                return;
+            }
+        }
+    }
+
+    private boolean isFailed() {
+        lock.lock();
+        try {
+            return failed;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Waits until every chunk before {@code start} was written; false when the job failed meanwhile. */
+    private boolean awaitTurn(long start) {
+        lock.lock();
+        try {
+            while (writtenUpTo != start && !failed) {
+                written.awaitUninterruptibly();
+            }
+            return !failed;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---------------------------------------------------------------- chunks
+
+    /** Which source holds {@code sector}, and where that source starts. */
+    private record Part(int index, long startSector) {
+    }
+
+    private Part part(long sector) {
+        long first = 0;
+        int i = 0;
+        while (sector - first >= sourceSectors[i]) {
+            first += sourceSectors[i];
+            i++;
+        }
+        return new Part(i, first);
+    }
+
+    /**
+     * The length in sectors of the chunk at {@code sector}, setting
+     * {@link #status}: QEMU's convert_iteration_sectors, one block-status
+     * call per run, kept until the cursor passes it.
+     */
+    private long nextChunk(long sector) throws Failed {
+        Part p = part(sector);
+        long n = Math.min(totalSectors - sector, MAX_REQUEST_SECTORS);
+        boolean postBackingZero = false;
+        if (s.targetBackingSectors() >= 0) {
+            if (sector >= s.targetBackingSectors()) {
+                postBackingZero = true;
+            } else if (sector + n > s.targetBackingSectors()) {
+                // Zeroes past the backing file's end are handled differently: split there.
+                n = s.targetBackingSectors() - sector;
+            }
+        }
+        if (nextStatusSector <= sector) {
+            BlockNode src = sources.get(p.index());
+            long inSource = sector - p.startSector();
+            long offset = inSource * SECTOR;
+            long bytes = Math.min(n, sourceSectors[p.index()] - inSource) * SECTOR;
+            BlockStatus st;
+            try {
+                st = SectorImage.status(src, offset, bytes);
+            } catch (BlockException e) {
+                if (!s.salvage()) {
+                    ctx.error("error while reading block status at offset " + offset + ": " + e.errno().text());
+                    throw new Failed();
+                }
+                if (!s.quiet()) {
+                    ctx.warn("error while reading block status at offset " + offset + ": " + e.errno().text());
+                }
+                // Just try to read the data, then, one sector at a time.
+                st = new BlockStatus(SECTOR, BlockStatus.DATA | BlockStatus.ALLOCATED, 1);
+            }
+            n = (st.length() + SECTOR - 1) / SECTOR;
+            if (s.targetHasBacking() && st.depth() != 1 && backingCovers(src, offset)) {
+                // Unallocated in the top source: the target's backing file shows through.
+                status = Kind.BACKING_FILE;
+            } else if (st.isZero()) {
+                status = postBackingZero ? Kind.BACKING_FILE : Kind.ZERO;
+            } else {
+                status = Kind.DATA;
+            }
+            nextStatusSector = sector + n;
+        }
+        n = Math.min(n, nextStatusSector - sector);
+        if (status == Kind.DATA) {
+            n = Math.min(n, s.bufSectors());
+        }
+        return n;
+    }
+
+    /** Whether the source's own backing file has the bytes at {@code offset} (else they read as zero). */
+    private static boolean backingCovers(BlockNode src, long offset) throws Failed {
+        BlockNode backing = src.child("backing");
+        try {
+            return backing != null && offset < backing.length();
+        } catch (BlockException e) {
+            return false;
+        }
+    }
+
+    /** Whether every byte of the chunk sits at a known place in a file (what copy offloading needs). */
+    private boolean offloadable(long sector, long n) {
+        long at = sector;
+        long end = sector + n;
+        try {
+            while (at < end) {
+                Part p = part(at);
+                BlockNode src = sources.get(p.index());
+                long inSource = at - p.startSector();
+                long count = Math.min(end - at, sourceSectors[p.index()] - inSource);
+                long offset = inSource * SECTOR;
+                long stop = offset + count * SECTOR;
+                while (offset < stop) {
+                    BlockStatus st = SectorImage.status(src, offset, stop - offset);
+                    if (st.isData() && !st.hasHostOffset()) {
+                        return false;
+                    }
+                    offset += st.length();
+                }
+                at += count;
+            }
+            return true;
+        } catch (BlockException e) {
+            return false;
+        }
+    }
+
+    // ---------------------------------------------------------------- I/O
+
+    /** Reads {@code n} sectors of the concatenated sources; false (message printed) on failure. */
+    private boolean read(long sector, int n, ByteBuffer buf) {
+        buf.clear().limit(n * SECTOR);
+        long singleReadsUntil = 0;
+        long at = sector;
+        int left = n;
+        while (left > 0) {
+            Part p = part(at);
+            BlockNode src = sources.get(p.index());
+            long offset = (at - p.startSector()) * SECTOR;
+            int count = (int) Math.min(left, sourceSectors[p.index()] - (at - p.startSector()));
+            if (singleReadsUntil > offset) {
+                count = 1;
+            }
+            ByteBuffer dst = buf.slice((int) (at - sector) * SECTOR, count * SECTOR);
+            try {
+                readPadded(src, offset, dst);
+            } catch (BlockException e) {
+                if (!s.salvage()) {
+                    ctx.error("error while reading at byte " + sector * SECTOR + ": " + e.errno().text());
+                    return false;
+                }
+                if (count > 1) {
+                    singleReadsUntil = offset + (long) count * SECTOR;
+                    continue;
+                }
+                if (!s.quiet()) {
+                    ctx.warn("error while reading offset " + offset + ": " + e.errno().text());
+                }
+                ZeroScan.fill(dst.clear());
+            }
+            at += count;
+            left -= count;
+        }
+        buf.position(0).limit(n * SECTOR);
+        return true;
+    }
+
+    /** Reads up to the node's true end, and zeroes for the rest of its last sector. */
+    private static void readPadded(BlockNode src, long offset, ByteBuffer dst) throws BlockException {
+        long length = src.length();
+        int real = (int) Math.max(0, Math.min(dst.remaining(), length - offset));
+        if (real > 0) {
+            src.read(offset, dst.slice(0, real));
+        }
+        if (real < dst.remaining()) {
+            ZeroScan.fill(dst.slice(real, dst.remaining() - real));
+        }
+    }
+
+    /** Writes one chunk as qemu-img's convert_co_write does; false (message printed) on failure. */
+    private boolean write(long sector, long sectors, ByteBuffer buf, Kind kind, boolean offload) {
+        long at = sector;
+        long left = sectors;
+        int bufPos = 0;
+        try {
+            while (left > 0) {
+                long n = left;
+                switch (kind) {
+                    case BACKING_FILE -> {
+                        // Left unallocated, so the target's backing file shows through.
+                    }
+                    case DATA -> {
+                        boolean write = s.minSparse() == 0 || offload;
+                        if (!write) {
+                            ZeroScan.Run r = ZeroScan.allocatedMin(buf, bufPos, (int) n, s.minSparse(), at,
+                                    s.alignment());
+                            n = r.sectors();
+                            write = r.allocated();
+                        }
+                        if (write) {
+                            rate.take(n * SECTOR);
+                            target.write(at * SECTOR, buf.slice(bufPos * SECTOR, (int) n * SECTOR), WriteFlags.NONE);
+                        } else {
+                            zero(at, n);
+                        }
+                    }
+                    case ZERO -> zero(at, n);
+                }
+                at += n;
+                left -= n;
+                bufPos += (int) n;
+            }
+            return true;
+        } catch (BlockException e) {
+            ctx.error("error while writing at byte " + sector * SECTOR + ": " + e.errno().text());
+            return false;
+        }
+    }
+
+    private void zero(long sector, long n) throws BlockException {
+        if (s.hasZeroInit()) {
+            return;
+        }
+        target.writeZeroes(sector * SECTOR, n * SECTOR, WriteFlags.MAY_UNMAP);
+    }
+}
