@@ -36,6 +36,10 @@ final class ZeroScan {
         while (i < n && isZeroSector(buf, first + i) == zero) {
             i++;
         }
+        if (i == n) {
+            // All the same (qemu-img 7.0 on): no reason to cut, so a zero tail stays zero.
+            return new Run(i, !zero);
+        }
         int tail = (int) ((targetSector + i) & (alignment - 1));
         if (tail != 0) {
             if (zero && i <= tail) {
