@@ -82,7 +82,11 @@ final class ConvertTarget {
 
     /** Makes the image; a failure reads "NAME: error while converting FMT: why". */
     static void create(ImgContext ctx, Plan plan) throws ImgExit {
-        String prefix = plan.filename() + ": error while converting " + plan.format() + ": ";
+        create(ctx, plan, plan.filename() + ": error while converting " + plan.format() + ": ");
+    }
+
+    /** Makes the image; a failure is {@code prefix} and why. */
+    static void create(ImgContext ctx, Plan plan, String prefix) throws ImgExit {
         CreateOptions fileOpts = plan.options();
         if (!plan.format().equals("file")) {
             // QEMU hands the options down to the protocol as text and parses them again there.

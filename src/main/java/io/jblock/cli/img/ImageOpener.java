@@ -91,7 +91,14 @@ final class ImageOpener {
         c.cache = tuning.cache();
         c.discard = tuning.discard();
         c.readOnly = r.readOnly();
-        c.warnings = ctx::warn;
+        // QEMU prints the raw-probing warning as it is ("WARNING: ..."), not through warn_report.
+        c.warnings = w -> {
+            if (w.startsWith("WARNING: ")) {
+                ctx.err().print(w + "\n");
+            } else {
+                ctx.warn(w);
+            }
+        };
         NodeOptions options = optionsFor(r, imageOpts);
         // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
         String named = options.peek("driver");

@@ -28,6 +28,8 @@ public final class ImgTool implements Tool {
         COMMANDS.put("map", MapCommand::new);
         COMMANDS.put("compare", CompareCommand::new);
         COMMANDS.put("convert", ConvertCommand::new);
+        COMMANDS.put("dd", DdCommand::new);
+        COMMANDS.put("resize", ResizeCommand::new);
     }
 
     @Override
