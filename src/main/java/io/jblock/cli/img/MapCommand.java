@@ -76,7 +76,7 @@ final class MapCommand implements ImgCommand {
         }
         long length;
         try {
-            length = ceilSectors(root.length());
+            length = SectorImage.length(root);
         } catch (BlockException e) {
             ctx.error("Failed to get size for '" + filename + "'");
             return 1;
@@ -134,10 +134,6 @@ final class MapCommand implements ImgCommand {
                     + (e.filename() != null ? e.filename() : "") + "\n");
         }
         return true;
-    }
-
-    private static long ceilSectors(long length) {
-        return (length + MapEntry.SECTOR - 1) / MapEntry.SECTOR * MapEntry.SECTOR;
     }
 
     private static long saturatedAdd(long a, long b) {

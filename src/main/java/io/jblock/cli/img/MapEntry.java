@@ -18,9 +18,6 @@ import io.jblock.protocol.FileNode;
  */
 record MapEntry(long start, long length, int depth, boolean present, boolean zero, boolean data,
                 long offset, String filename) {
-    /** QEMU's block layer counts in 512-byte sectors: an image's length is rounded up to them. */
-    static final long SECTOR = 512;
-
     boolean hasOffset() {
         return offset >= 0;
     }
@@ -57,16 +54,10 @@ record MapEntry(long start, long length, int depth, boolean present, boolean zer
                 s.hasHostOffset() ? s.hostOffset() : -1, name);
     }
 
-    /**
-     * The bytes between an image's true end and the end of its last sector
-     * read as zeroes; QEMU's file protocol reports them as a hole that
-     * continues the file, so they carry on from where the last byte is.
-     */
+    /** Past the true end, in the last sector: zeroes that continue the file (see {@link SectorImage}). */
     private static MapEntry pastTheEnd(BlockNode top, long start, long max) throws BlockException {
-        long last = top.length() - 1;
-        BlockStatus s = top.blockStatus(last, 1);
-        long offset = s.hasHostOffset() ? s.hostOffset() + (start - last) : -1;
-        return new MapEntry(start, max, 0, true, true, false, offset,
+        BlockStatus s = SectorImage.status(top, start, max);
+        return new MapEntry(start, max, 0, true, true, false, s.hasHostOffset() ? s.hostOffset() : -1,
                 s.hasHostOffset() ? fileName(s.file()) : null);
     }
 
