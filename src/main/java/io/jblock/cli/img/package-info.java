@@ -21,6 +21,18 @@
  *       bdrv_create).</li>
  *   <li>info: {@code InfoCommand}, {@code ImageOpener} (img_open),
  *       {@code ImageName} (what "image:" shows), {@code ImageInfo}.</li>
+ *   <li>map: {@code MapCommand}, {@code MapEntry} (one run, walking the
+ *       backing chain layer by layer as qemu-img does, with the host offset
+ *       from {@link io.jblock.block.BlockStatus}).</li>
+ *   <li>compare: {@code CompareCommand}; {@code SectorImage} answers for
+ *       the sector-rounded image QEMU sees (a 5-byte file is 512 bytes);
+ *       {@code Progress} is -p.</li>
+ *   <li>convert: {@code ConvertCommand} (options and checks in qemu-img's
+ *       order), {@code ConvertTarget} (creation, one method to extend per
+ *       format), {@code ConvertJob} (the copy, on virtual threads),
+ *       {@code ZeroScan} (-S), {@code RateLimit} (-r), {@code DurableFlush}
+ *       (the one real flush that ends a convert under its default cache).</li>
+ *   <li>dd: {@code DdCommand}; resize: {@code ResizeCommand}.</li>
  * </ul>
  *
  * <h2>Matching qemu-img</h2>
