@@ -96,8 +96,8 @@ class ImgFrameworkCompatTest {
 
     @Test
     void commandsNotWrittenYetSaySoAndFail() {
-        for (String command : List.of("amend", "bench", "bitmap", "check", "commit", "compare", "convert", "dd",
-                "map", "measure", "snapshot", "rebase", "resize")) {
+        for (String command : List.of("amend", "bench", "bitmap", "check", "commit",
+                "measure", "snapshot", "rebase")) {
             QemuImgOracle.Run run = QemuImgOracle.jblock(args(command, "x.img"));
             assertThat(run.status()).as(command).isEqualTo(1);
             assertThat(run.out()).isEmpty();
