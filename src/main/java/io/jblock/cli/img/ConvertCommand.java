@@ -326,6 +326,8 @@ final class ConvertCommand implements ImgCommand {
             throw ctx.fail("--bitmaps is not available yet in this version of jblock");
         }
         if (plan != null) {
+            SourceGuard.refuseIfRead(ctx, sources, plan.path(), outFilename + ": error while converting "
+                    + a.outFmt + ": ");
             ConvertTarget.create(ctx, plan);
         }
         boolean defaultCache = a.cache == null;
@@ -333,6 +335,10 @@ final class ConvertCommand implements ImgCommand {
         CacheOptions cache = CacheModes.parseQemu(cacheName).orElse(null);
         if (cache == null) {
             throw ctx.fail("Invalid cache option: " + cacheName);
+        }
+        if (a.skipCreate && !a.targetImageOpts) {
+            String path = outFilename.startsWith("file:") ? outFilename.substring(5) : outFilename;
+            SourceGuard.refuseIfRead(ctx, sources, path, "Could not open '" + outFilename + "': ");
         }
         DiscardMode discard = a.minSparse > 0 ? DiscardMode.UNMAP : DiscardMode.IGNORE;
         ImageOpener.Request request = a.skipCreate

@@ -116,6 +116,9 @@ final class DdCommand implements ImgCommand {
         boolean skipTooFar = o.hasSkip && (o.skip > Long.MAX_VALUE / o.bs || size < o.bs * o.skip);
         long outSize = skipTooFar ? 0 : size - o.bs * o.skip;
         ConvertTarget.Plan plan = planOutput(ctx, outFmt, o.out, outSize);
+        // qemu-img 7.2 empties the input here when it is also the output; jblock refuses.
+        SourceGuard.refuseIfRead(ctx, java.util.List.of(input), plan.path(),
+                o.out + ": error while creating output image: ");
         ConvertTarget.create(ctx, plan, o.out + ": error while creating output image: ");
         try (ImageOpener.Opened output = ImageOpener.open(ctx,
                 new ImageOpener.Request(o.out, outFmt, false, false, false))) {

@@ -228,6 +228,30 @@ class ImgConvertCompatTest {
         }
     }
 
+    /** A target that is also read (a source, or a source's backing file) is refused before anything is written. */
+    @Test
+    void targetThatIsReadIsRefusedAndLeftAlone() throws Exception {
+        Path copy = dir.resolve("victim.img");
+        Files.copy(mix, copy, StandardCopyOption.REPLACE_EXISTING);
+        Path base = dir.resolve("victim-base.qcow2");
+        Files.copy(dir.resolve("base.qcow2"), base, StandardCopyOption.REPLACE_EXISTING);
+        SampleImages.qemuImg("create", "-q", "-f", "qcow2", "-b", "victim-base.qcow2", "-F", "qcow2",
+                dir.resolve("victim-top.qcow2").toString());
+        byte[] before = Files.readAllBytes(copy);
+        byte[] baseBefore = Files.readAllBytes(base);
+        assertSameAsQemu(args("convert", copy.toString(), copy.toString()));
+        assertSameAsQemu(args("convert", "-n", copy.toString(), copy.toString()));
+        assertSameAsQemu(args("convert", dir.resolve("victim-top.qcow2").toString(), base.toString()));
+        assertThat(Files.readAllBytes(copy)).isEqualTo(before);
+        assertThat(Files.readAllBytes(base)).isEqualTo(baseBefore);
+        // qemu-img dd empties its input when it is also the output; jblock refuses, with convert's words.
+        QemuImgOracle.Run dd = QemuImgOracle.jblock(args("dd", "if=" + copy, "of=" + copy));
+        assertThat(dd.status()).isEqualTo(1);
+        assertThat(dd.err()).isEqualTo("qemu-img: " + copy + ": error while creating output image: Failed to get"
+                + " \"write\" lock\nIs another process using the image [" + copy + "]?\n");
+        assertThat(Files.readAllBytes(copy)).isEqualTo(before);
+    }
+
     /**
      * The default cache mode writes the target as unsafe (no flush during
      * the copy) and ends with exactly one fdatasync; an explicit -t unsafe
