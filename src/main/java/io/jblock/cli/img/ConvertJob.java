@@ -134,7 +134,7 @@ final class ConvertJob {
         writtenUpTo = 0;
         List<Thread> threads = new ArrayList<>();
         for (int i = 0; i < s.workers(); i++) {
-            threads.add(Thread.ofVirtual().name("convert-" + i).start(this::work));
+            threads.add(Thread.ofVirtual().name("convert-" + i).start(this::workSafely));
         }
         for (Thread t : threads) {
             boolean interrupted = false;
@@ -152,6 +152,25 @@ final class ConvertJob {
         }
         if (failed) {
             throw new Failed();
+        }
+    }
+
+    /**
+     * A worker that dies of an unexpected exception must not leave the
+     * others waiting for its turn forever: it fails the job and wakes them.
+     */
+    private void workSafely() {
+        try {
+            work();
+        } catch (RuntimeException | Error e) {
+            ctx.error("error while converting: " + e);
+            lock.lock();
+            try {
+                failed = true;
+                written.signalAll();
+            } finally {
+                lock.unlock();
+            }
         }
     }
 

@@ -178,6 +178,17 @@ class ImgConvertCompatTest {
     }
 
     @Test
+    void waysOfNamingAndOpeningSources() throws Exception {
+        same("convert", "--image-opts", "driver=raw,file.filename=" + mix, out());
+        same("convert", "--image-opts", "driver=qcow2,file.filename=" + dir.resolve("top.qcow2"),
+                "driver=raw,file.filename=" + mix, out());
+        same("convert", "-U", "-T", "none", dir.resolve("mix.qcow2").toString(), out());
+        same("convert", "-T", "directsync", "-q", "-p", mix.toString(), out());
+        same("convert", "--salvage", dir.resolve("mixc.qcow2").toString(), out());
+        same("convert", "-f", "raw", "file:" + mix, "file:" + out());
+    }
+
+    @Test
     void existingTargets() throws Exception {
         Path junk = dir.resolve("junk.img");
         sameOnto(junk, "convert", "-n", dir.resolve("sparse.img").toString(), out());
