@@ -107,7 +107,7 @@ final class ImageOpener {
             throw new BlockException(Errno.EINVAL, "Unknown driver '" + named + "'");
         }
         if (isPlainName(r)) {
-            c.filename = checkFileName(r.name(), r.format());
+            c.filename = checkFileName(r.name(), r.format(), r.readOnly());
             if (!known && !Files.exists(Path.of(c.filename))) {
                 throw new BlockException(Errno.ENOENT, "Could not open '" + c.filename
                         + "': No such file or directory");
@@ -191,7 +191,7 @@ final class ImageOpener {
      * opened or probed. Returns the name to open, "file:" removed (GraphOpener
      * keeps the prefix in file.filename when a format is named).
      */
-    private static String checkFileName(String name, String format) throws BlockException {
+    private static String checkFileName(String name, String format, boolean readOnly) throws BlockException {
         // A named file driver takes the name as it is (it only drops "file:"); others look for a protocol.
         String protocol = "file".equals(format) ? (name.startsWith("file:") ? "file" : null)
                 : QemuFormats.protocolPrefix(name);
@@ -210,6 +210,10 @@ final class ImageOpener {
         Path p = Path.of(path);
         // QEMU opens devices through host_device, unless the file protocol is named ("file:", -f file).
         boolean hostDevice = protocol == null && !"file".equals(format) && io.jblock.protocol.FileDriver.isHostDevice(path);
+        if (!readOnly && Files.isDirectory(p)) {
+            // Opening for writing fails in open(2) itself, before QEMU looks at the kind of file.
+            throw new BlockException(Errno.EISDIR, "Could not open '" + path + "': Is a directory");
+        }
         if (Files.exists(p) && !Files.isRegularFile(p) && !hostDevice) {
             throw new BlockException(Errno.EINVAL, "'file' driver requires '" + path + "' to be a regular file");
         }

@@ -102,6 +102,8 @@ class ImgDdResizeCompatTest {
         resize(sparse, "--image-opts", "driver=raw,size=1M,file.filename=" + out(), "+1M");
         resize(sparse, out());
         resize(sparse, out(), out(), "1M");
+        CompatSupport.assertCreatesSameAsQemu(Path.of(out()), t -> Files.createDirectories(t),
+                args("resize", out(), "1M"));
         assertThat(images).isNotEmpty();
     }
 }
