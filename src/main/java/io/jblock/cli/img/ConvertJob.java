@@ -27,7 +27,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * MAY_UNMAP, or skipped on such a target.
  *
  * <h2>Parallelism</h2>
- * {@code workers} virtual threads (qemu-img's coroutines, -m) take the next
+ * {@code workers} threads (qemu-img's coroutines, -m) take the next
  * chunk in turn, read it, and write it; with in-order writes (the default;
  * -W turns it off) each waits until the chunk before it was written. The
  * chunks, and so the target's contents and allocation, are the same in any

@@ -29,7 +29,7 @@
  *       {@code Progress} is -p.</li>
  *   <li>convert: {@code ConvertCommand} (options and checks in qemu-img's
  *       order), {@code ConvertTarget} (creation, one method to extend per
- *       format), {@code ConvertJob} (the copy, on virtual threads),
+ *       format), {@code ConvertJob} (the copy, on up to 16 worker threads),
  *       {@code ZeroScan} (-S), {@code RateLimit} (-r), {@code DurableFlush}
  *       (the one real flush that ends a convert under its default cache).</li>
  *   <li>dd: {@code DdCommand}; resize: {@code ResizeCommand}.</li>
