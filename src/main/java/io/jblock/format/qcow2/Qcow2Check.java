@@ -92,6 +92,8 @@ public final class Qcow2Check {
     private long reftableOffset;
     private long reftableEntries;
     private Qcow2CheckCounts counts;
+    /** The file's length (in whole sectors, as QEMU sees it), kept as the check changes it. */
+    private long fileLength;
 
     private Qcow2Check(BlockNode file, Qcow2Header h, Qcow2Extensions ext, long[] l1,
                        List<Qcow2Snapshots.Snapshot> snapshots, Consumer<String> report) throws BlockException {
@@ -169,6 +171,7 @@ public final class Qcow2Check {
 
     private void checkRefcounts(Qcow2CheckResult res, Repair fix) throws Failed, BlockException {
         long size = file.length();
+        fileLength = size;
         counts = new Qcow2CheckCounts(clusterBits, h.refcountOrder(), clusters(size));
         if (counts.size() > Integer.MAX_VALUE) {
             res.checkErrors++;
@@ -194,6 +197,7 @@ public final class Qcow2Check {
                 throw new Failed(e.errno());
             }
             stored.replaceTable(r.table());
+            fileLength = file.length(); // the new blocks and table may lie past the old end
             reftableOffset = r.tableOffset();
             reftableEntries = r.table().length;
             res.corruptions = 0;
@@ -276,6 +280,13 @@ public final class Qcow2Check {
     /** QEMU's qcow2_inc_refcounts_imrt: one more reference to every cluster the bytes touch. */
     private void inc(Qcow2CheckResult res, long offset, long size) throws Failed {
         if (size <= 0) {
+            return;
+        }
+        // The last cluster may be partly past the end of the file, never a whole cluster or more.
+        if (offset + size - fileLength >= clusterSize) {
+            report.accept("ERROR: counting reference for region exceeding the end of the file by one cluster or"
+                    + " more: offset 0x" + Long.toHexString(offset) + " size 0x" + Long.toHexString(size));
+            res.corruptions++;
             return;
         }
         if (offset < 0 || offset > Long.MAX_VALUE - size) {
@@ -599,6 +610,7 @@ public final class Qcow2Check {
         try {
             file.truncate(offset + clusterSize, false, Prealloc.OFF);
             size = file.length();
+            fileLength = size;
         } catch (BlockException e) {
             return e.errno();
         }
