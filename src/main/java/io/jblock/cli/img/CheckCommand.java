@@ -93,6 +93,10 @@ final class CheckCommand implements ImgCommand {
             BlockNode root = image.drive().root();
             format = root.info().formatName();
             if (!root.driverName().equals("qcow2")) {
+                if (repair != Qcow2Check.Repair.NONE) {
+                    image.close();
+                    reopenForWriting(ctx, new ImageOpener.Request(filename, fmt, imageOpts, false, forceShare));
+                }
                 ctx.error("This image format does not support checks");
                 return NOT_SUPPORTED;
             }
@@ -126,6 +130,25 @@ final class CheckCommand implements ImgCommand {
             return report(ctx, filename, format, result, null, json, quiet);
         } catch (BlockException e) {
             throw ctx.fail(e.getMessage());
+        }
+    }
+
+    /**
+     * qemu-img opens the image read-write for a repair even when the format
+     * has no check, and so says what a writable probed raw image draws: the
+     * "WARNING: Image format was not specified" text, which QEMU prints
+     * bare, without the "prog: warning: " of other warnings.
+     */
+    private static void reopenForWriting(ImgContext ctx, ImageOpener.Request request) throws ImgExit,
+            BlockException {
+        java.io.ByteArrayOutputStream buffer = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream captured = new java.io.PrintStream(buffer, true, java.nio.charset.StandardCharsets.UTF_8);
+        ImgContext quietCtx = new ImgContext(ctx.prog(), ctx.in(), ctx.out(), captured);
+        try {
+            ImageOpener.open(quietCtx, request).close();
+        } finally {
+            ctx.err().print(buffer.toString(java.nio.charset.StandardCharsets.UTF_8)
+                    .replace(ctx.prog() + ": warning: WARNING: ", "WARNING: "));
         }
     }
 
