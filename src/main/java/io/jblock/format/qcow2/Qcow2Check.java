@@ -92,6 +92,7 @@ public final class Qcow2Check {
     private long reftableOffset;
     private long reftableEntries;
     private Qcow2CheckCounts counts;
+    private final long snapshotsBytes;
     /** The file's length (in whole sectors, as QEMU sees it), kept as the check changes it. */
     private long fileLength;
 
@@ -112,6 +113,7 @@ public final class Qcow2Check {
         this.stored = new Qcow2CheckStoredRefcounts(file, clusterBits, h.refcountOrder(),
                 Qcow2CheckStoredRefcounts.readTable(file, reftableOffset, reftableEntries), !file.isReadOnly(),
                 report);
+        this.snapshotsBytes = snapshotTableBytes();
     }
 
     /**
@@ -430,7 +432,7 @@ public final class Qcow2Check {
                             report.accept((fix.errors ? "Repairing" : "ERROR") + " offset="
                                     + Long.toHexString(offset)
                                     + ": Preallocated cluster is not properly aligned; L2 entry corrupted.");
-                            if (fix.errors && fixEntryByZero(res, l2Offset, i, bitmap)) {
+                            if (fix.errors && fixEntryByZero(res, l2Offset, i, bitmap, active)) {
                                 continue; // the cluster is no longer used
                             }
                         } else {
@@ -465,8 +467,18 @@ public final class Qcow2Check {
      * Makes a misaligned preallocated entry a plain zero cluster (with
      * extended L2: allocated subclusters become zero), written at once.
      */
-    private boolean fixEntryByZero(Qcow2CheckResult res, long l2Offset, int index, long bitmap) {
+    private boolean fixEntryByZero(Qcow2CheckResult res, long l2Offset, int index, long bitmap, boolean active)
+            throws Failed, BlockException {
         int entrySize = g.l2EntrySize();
+        long at = l2Offset + (long) index * entrySize;
+        try {
+            guardWrite(java.util.EnumSet.of(active ? Qcow2CheckOverlap.Kind.ACTIVE_L2
+                    : Qcow2CheckOverlap.Kind.INACTIVE_L2), at, entrySize);
+        } catch (Failed f) {
+            report.accept("ERROR: Overlap check failed");
+            res.checkErrors++;
+            throw f;
+        }
         ByteBuffer e = ByteBuffer.allocate(entrySize);
         if (g.extendedL2()) {
             long zeroes = (bitmap | bitmap << 32) & SUBCLUSTERS_ALL_ZERO;
@@ -475,7 +487,7 @@ public final class Qcow2Check {
             e.putLong(0, Qcow2L2Entry.ZERO);
         }
         try {
-            file.write(l2Offset + (long) index * entrySize, e, WriteFlags.NONE);
+            file.write(at, e, WriteFlags.NONE);
             file.flush();
         } catch (BlockException ex) {
             report.accept("ERROR: Failed to overwrite L2 table entry: " + ex.errno().text());
@@ -663,6 +675,8 @@ public final class Qcow2Check {
                     + Long.toUnsignedString(refcount2));
             if (fixLeak || fixError) {
                 try {
+                    guardWrite(java.util.EnumSet.of(Qcow2CheckOverlap.Kind.REFCOUNT_BLOCK), stored.blockOffset(i),
+                            clusterSize);
                     stored.set(i, refcount2);
                     if (fixLeak) {
                         res.leaksFixed++;
@@ -670,7 +684,7 @@ public final class Qcow2Check {
                         res.corruptionsFixed++;
                     }
                     continue;
-                } catch (Qcow2CheckStoredRefcounts.Unreadable | BlockException e) {
+                } catch (Qcow2CheckStoredRefcounts.Unreadable | BlockException | Failed e) {
                     // counted below as not repaired
                 }
             }
@@ -685,7 +699,7 @@ public final class Qcow2Check {
 
     // ------------------------------------------------------------------ COPIED flags
 
-    private void checkCopiedFlags(Qcow2CheckResult res, Repair fix) throws Failed {
+    private void checkCopiedFlags(Qcow2CheckResult res, Repair fix) throws Failed, BlockException {
         boolean repair = fix.errors
                 // After -r leaks the counts are right only if nothing else was wrong.
                 || (fix.leaks && res.checkErrors == 0 && res.corruptions == 0 && res.leaks == 0);
@@ -708,9 +722,14 @@ public final class Qcow2Check {
                 if (repair) {
                     l1[i] = refcount == 1 ? l1Entry | Qcow2L2Entry.COPIED : l1Entry & ~Qcow2L2Entry.COPIED;
                     try {
+                        guardWrite(java.util.EnumSet.of(Qcow2CheckOverlap.Kind.ACTIVE_L1), h.l1TableOffset() + i * 8L,
+                                8);
                         file.write(h.l1TableOffset() + i * 8L, ByteBuffer.allocate(8).putLong(0, l1[i]),
                                 WriteFlags.NONE);
                         file.flush();
+                    } catch (Failed f) {
+                        res.checkErrors++;
+                        throw f;
                     } catch (BlockException e) {
                         res.checkErrors++;
                         throw new Failed(e.errno());
@@ -758,6 +777,13 @@ public final class Qcow2Check {
             }
             if (dirty > 0) {
                 try {
+                    guardWrite(java.util.EnumSet.of(Qcow2CheckOverlap.Kind.ACTIVE_L2), l2Offset, clusterSize);
+                } catch (Failed f) {
+                    report.accept("ERROR: Could not write L2 table; metadata overlap check failed: " + f.errno.text());
+                    res.checkErrors++;
+                    throw f;
+                }
+                try {
                     file.write(l2Offset, t.clear(), WriteFlags.NONE);
                 } catch (BlockException e) {
                     report.accept("ERROR: Could not write L2 table: " + e.errno().text());
@@ -768,6 +794,34 @@ public final class Qcow2Check {
                 res.corruptionsFixed += dirty;
             }
         }
+    }
+
+    // ------------------------------------------------------------------ overlap
+
+    /**
+     * Refuses a write onto metadata other than the kinds in {@code ignore}:
+     * QEMU then marks the image corrupt (the header's corrupt bit) and stops
+     * using it, so the repair fails with EIO. Returns normally when the
+     * write is safe.
+     */
+    private void guardWrite(java.util.Set<Qcow2CheckOverlap.Kind> ignore, long offset, long size)
+            throws Failed, BlockException {
+        Qcow2CheckOverlap.Kind hit = Qcow2CheckOverlap.find(layout(), ignore, offset, size);
+        if (hit == null) {
+            return;
+        }
+        stored.signal("Preventing invalid write on metadata (overlaps with " + hit.qemuName + ")", true);
+        if (h.version() >= 3) {
+            ByteBuffer b = ByteBuffer.allocate(8).putLong(0, h.incompatibleFeatures() | Qcow2Header.INCOMPAT_CORRUPT);
+            file.write(HEADER_INCOMPATIBLE, b, WriteFlags.NONE);
+            file.flush();
+        }
+        throw new Failed(Errno.EIO);
+    }
+
+    private Qcow2CheckOverlap.Layout layout() {
+        return new Qcow2CheckOverlap.Layout(clusterSize, h.l1TableOffset(), l1, reftableOffset, reftableEntries,
+                stored.table(), h.snapshotsOffset(), snapshotsBytes, snapshots, ext.bitmaps());
     }
 
     // ------------------------------------------------------------------ helpers

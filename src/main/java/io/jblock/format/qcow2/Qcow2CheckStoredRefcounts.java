@@ -44,6 +44,7 @@ final class Qcow2CheckStoredRefcounts {
     private final boolean writable;
     private long[] table;
     private boolean corruptionSignalled;
+    private boolean fatalSignalled;
     private long cachedOffset = -1;
     private byte[] cached;
 
@@ -102,6 +103,12 @@ final class Qcow2CheckStoredRefcounts {
         return Qcow2CheckCounts.decode(b, cluster & ((1L << entriesPerBlockBits) - 1), order);
     }
 
+    /** Where the refcount block of {@code cluster} is (0 when it has none). */
+    long blockOffset(long cluster) {
+        long index = cluster >>> entriesPerBlockBits;
+        return index < table.length ? table[(int) index] & OFFSET_MASK : 0;
+    }
+
     /** Sets the stored count of {@code cluster}, whose refcount block exists (QEMU's update_refcount). */
     void set(long cluster, long value) throws Unreadable, BlockException {
         long index = cluster >>> entriesPerBlockBits;
@@ -133,18 +140,29 @@ final class Qcow2CheckStoredRefcounts {
     }
 
     /**
-     * QEMU's qcow2_signal_corruption, said once: read-only it only reports;
-     * opened for repair QEMU also marks the image corrupt and stops using it
-     * (so its rebuild then fails). jblock says the same words but carries on,
-     * so that "-r all" can rebuild the refcount structure.
+     * QEMU's qcow2_signal_corruption for an unreadable count: read-only it
+     * only reports; opened for repair QEMU also marks the image corrupt and
+     * stops using it (so its rebuild then fails). jblock says the same words
+     * but carries on, so that "-r all" can rebuild the refcount structure.
      */
     private void signalCorruption(String what) {
-        if (corruptionSignalled) {
-            return;
+        signal(what, writable);
+    }
+
+    /**
+     * Says a corruption once, as QEMU does: after the first, only a fatal
+     * one on an image not yet marked corrupt is said again. Returns whether
+     * it was said.
+     */
+    boolean signal(String what, boolean fatal) {
+        if (corruptionSignalled && (!fatal || fatalSignalled)) {
+            return false;
         }
         corruptionSignalled = true;
-        report.accept(writable
+        fatalSignalled |= fatal;
+        report.accept(fatal
                 ? "qcow2: Marking image as corrupt: " + what + "; further corruption events will be suppressed"
                 : "qcow2: Image is corrupt: " + what + "; further non-fatal corruption events will be suppressed");
+        return true;
     }
 }

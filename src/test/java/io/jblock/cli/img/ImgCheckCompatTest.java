@@ -30,6 +30,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 class ImgCheckCompatTest {
     private static final long COPIED = 1L << 63;
     private Path dir;
+    /** The exit status of qemu-img's last repair in {@link #repairBoth}. */
+    private int lastRepairStatus;
 
     @BeforeEach
     void makeDirectory() throws Exception {
@@ -114,6 +116,7 @@ class ImgCheckCompatTest {
         List<String> ja = new ArrayList<>(a);
         ja.add(ji.toString());
         QemuImgOracle.Run expected = QemuImgOracle.qemu(qa);
+        lastRepairStatus = expected.status();
         QemuImgOracle.Run got = QemuImgOracle.jblock(ja);
         QemuImgOracle.Run actual = new QemuImgOracle.Run(got.out().replace(ji.toString(), qi.toString()),
                 got.err().replace(ji.toString(), qi.toString()), got.status());
@@ -203,70 +206,68 @@ class ImgCheckCompatTest {
 
     static Stream<Arguments> damages() {
         return Stream.<Arguments>of(
-                Arguments.of("leaked header cluster (refcount 2)", "", (Damage) s -> s.setRefcount(0, 2)),
-                Arguments.of("leaked cluster past the used ones", "", (Damage) s -> {
+                Arguments.of("leaked header cluster (refcount 2)", "", false, (Damage) s -> s.setRefcount(0, 2)),
+                Arguments.of("leaked cluster past the used ones", "", false, (Damage) s -> {
                     long cs = s.clusterSize();
                     long end = s.length();
                     s.put64(end + cs - 8, 0); // grow the file by one cluster
                     s.setRefcount(end / cs, 1);
                 }),
-                Arguments.of("refcount 0 for a data cluster", "", (Damage) s -> s.setRefcount(s.dataCluster(0), 0)),
-                Arguments.of("refcount 0 for the L2 table", "",
-                        (Damage) s -> s.setRefcount(s.l2Offset(0) >>> s.clusterBits(), 0)),
-                Arguments.of("refcount 2 for a data cluster", "", (Damage) s -> s.setRefcount(s.dataCluster(1), 2)),
-                Arguments.of("COPIED cleared in an L2 entry", "", (Damage) s -> s.setL2Entry(0, s.l2Entry(0) & ~COPIED)),
-                Arguments.of("COPIED cleared in an L1 entry", "", (Damage) s -> s.setL1Entry(0, s.l1Entry(0) & ~COPIED)),
-                Arguments.of("COPIED set on a compressed cluster", "",
-                        (Damage) s -> s.setL2Entry(16, s.l2Entry(16) | COPIED)),
-                Arguments.of("L1 entry with reserved bits", "", (Damage) s -> s.setL1Entry(0, s.l1Entry(0) | 1)),
-                Arguments.of("L2 entry with reserved bits", "", (Damage) s -> s.setL2Entry(0, s.l2Entry(0) | 0x100)),
-                Arguments.of("unaligned data cluster", "", (Damage) s -> s.setL2Entry(1, s.l2Entry(1) + 0x200)),
-                Arguments.of("unaligned preallocated zero cluster", "",
-                        (Damage) s -> s.setL2Entry(1, (s.l2Entry(1) + 0x200) | 1)),
-                Arguments.of("L2 entry pointing at the refcount table", "",
-                        (Damage) s -> s.setL2Entry(32, COPIED | s.reftableOffset())),
-                Arguments.of("L2 entry pointing at the L1 table", "",
-                        (Damage) s -> s.setL2Entry(2, COPIED | s.l1Offset())),
-                Arguments.of("L2 entry past the end of the file", "",
-                        (Damage) s -> s.setL2Entry(2, COPIED | 0x10000000L)),
-                Arguments.of("refcount block outside the image", "", (Damage) s -> s.setReftableEntry(0, 0x1000000)),
-                Arguments.of("refcount table emptied", "", (Damage) s -> s.setReftableEntry(0, 0)),
-                Arguments.of("refcount overflow with 1-bit refcounts", "refcount_bits=1",
-                        (Damage) s -> s.setL2Entry(2, s.l2Entry(0))),
-                Arguments.of("two L2 entries share a cluster", "", (Damage) s -> s.setL2Entry(2, s.l2Entry(0))),
-                Arguments.of("corrupt bit set on a clean image", "", (Damage) s -> s.put64(72, s.u64(72) | 2)),
-                Arguments.of("refcount lowered under a snapshot", "", null),
-                Arguments.of("v2 image, refcount 0 for a data cluster", "compat=0.10",
-                        (Damage) s -> s.setRefcount(s.dataCluster(0), 0)),
-                Arguments.of("512-byte clusters, leaked and unreferenced", "cluster_size=512", (Damage) s -> {
+                Arguments.of("refcount 0 for a data cluster", "", false, (Damage) s -> s.setRefcount(s.dataCluster(0), 0)),
+                Arguments.of("refcount 0 for the L2 table", "", false, (Damage) s -> s.setRefcount(s.l2Offset(0) >>> s.clusterBits(), 0)),
+                Arguments.of("refcount 2 for a data cluster", "", false, (Damage) s -> s.setRefcount(s.dataCluster(1), 2)),
+                Arguments.of("COPIED cleared in an L2 entry", "", false, (Damage) s -> s.setL2Entry(0, s.l2Entry(0) & ~COPIED)),
+                Arguments.of("COPIED cleared in an L1 entry", "", false, (Damage) s -> s.setL1Entry(0, s.l1Entry(0) & ~COPIED)),
+                Arguments.of("COPIED set on a compressed cluster", "", false, (Damage) s -> s.setL2Entry(16, s.l2Entry(16) | COPIED)),
+                Arguments.of("L1 entry with reserved bits", "", false, (Damage) s -> s.setL1Entry(0, s.l1Entry(0) | 1)),
+                Arguments.of("L2 entry with reserved bits", "", false, (Damage) s -> s.setL2Entry(0, s.l2Entry(0) | 0x100)),
+                Arguments.of("unaligned data cluster", "", false, (Damage) s -> s.setL2Entry(1, s.l2Entry(1) + 0x200)),
+                Arguments.of("unaligned preallocated zero cluster", "", false, (Damage) s -> s.setL2Entry(1, (s.l2Entry(1) + 0x200) | 1)),
+                Arguments.of("L2 entry pointing at the refcount table", "", false, (Damage) s -> s.setL2Entry(32, COPIED | s.reftableOffset())),
+                Arguments.of("L2 entry pointing at the L1 table", "", false, (Damage) s -> s.setL2Entry(2, COPIED | s.l1Offset())),
+                Arguments.of("L2 entry past the end of the file", "", false, (Damage) s -> s.setL2Entry(2, COPIED | 0x10000000L)),
+                Arguments.of("refcount block outside the image", "", false, (Damage) s -> s.setReftableEntry(0, 0x1000000)),
+                Arguments.of("refcount table emptied", "", false, (Damage) s -> s.setReftableEntry(0, 0)),
+                Arguments.of("refcount overflow with 1-bit refcounts", "refcount_bits=1", false, (Damage) s -> s.setL2Entry(2, s.l2Entry(0))),
+                Arguments.of("two L2 entries share a cluster", "", false, (Damage) s -> s.setL2Entry(2, s.l2Entry(0))),
+                Arguments.of("corrupt bit set on a clean image", "", false, (Damage) s -> s.put64(72, s.u64(72) | 2)),
+                Arguments.of("refcount lowered under a snapshot", "", true,
+                        (Damage) s -> s.setRefcount(s.dataCluster(1), 1)),
+                Arguments.of("snapshot L1 table unaligned", "", true,
+                        (Damage) s -> s.put64(s.u64(64), s.u64(s.u64(64)) + 0x200)),
+                Arguments.of("snapshot L1 table too large", "", true,
+                        (Damage) s -> s.put32(s.u64(64) + 8, 0x1000000)),
+                Arguments.of("snapshot L1 table past the end of the file", "", true,
+                        (Damage) s -> s.put64(s.u64(64), 0x10000000L)),
+                Arguments.of("v2 image, refcount 0 for a data cluster", "compat=0.10", false, (Damage) s -> s.setRefcount(s.dataCluster(0), 0)),
+                Arguments.of("512-byte clusters, leaked and unreferenced", "cluster_size=512", false, (Damage) s -> {
                     s.setRefcount(s.dataCluster(5), 0);
                     s.setRefcount(0, 3);
                 }),
-                Arguments.of("64-bit refcounts, refcount too high", "refcount_bits=64",
-                        (Damage) s -> s.setRefcount(s.dataCluster(0), 7)),
-                Arguments.of("extended L2, unallocated entry with allocation bits", "extended_l2=on",
-                        (Damage) s -> s.put64(s.l2Offset(0) + 16 * 5 + 8, 0x3)));
+                Arguments.of("64-bit refcounts, refcount too high", "refcount_bits=64", false, (Damage) s -> s.setRefcount(s.dataCluster(0), 7)),
+                Arguments.of("extended L2, unallocated entry with allocation bits", "extended_l2=on", false, (Damage) s -> s.put64(s.l2Offset(0) + 16 * 5 + 8, 0x3)));
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("damages")
-    void damagedImagesAreFoundAndRepairedAsQemuDoes(String name, String options, Damage damage) throws Exception {
+    void damagedImagesAreFoundAndRepairedAsQemuDoes(String name, String options, boolean snapshot, Damage damage)
+            throws Exception {
         Path img = base(options);
-        if (damage == null) {
-            // A snapshot shares every cluster (refcount 2); dropping one to 1 is an error, and COPIED is now wrong.
+        if (snapshot) {
+            // The snapshot shares every cluster (refcount 2) until the first one is written again.
             qemuImg("snapshot", "-c", "s1", img.toString());
-            try (Qcow2Surgery s = new Qcow2Surgery(img)) {
-                s.setRefcount(s.dataCluster(0), 1);
-            }
-        } else {
-            try (Qcow2Surgery s = new Qcow2Surgery(img)) {
-                damage.apply(s);
-            }
+            qemuIo(img, "write -P 7 0 64k");
+        }
+        try (Qcow2Surgery s = new Qcow2Surgery(img)) {
+            damage.apply(s);
         }
         assertSameAsQemu(args("check", img.toString()));
         assertSameAsQemu(args("check", "--output=json", img.toString()));
         for (String mode : List.of("leaks", "all")) {
-            repairedAlike(repairBoth(img, mode), true);
+            List<Path> copies = repairBoth(img, mode);
+            // A repair QEMU abandons half way (status 1) leaves its refcount cache unwritten; jblock writes
+            // each repaired count at once. Both leave a damaged image, but not byte for byte the same one.
+            repairedAlike(copies, lastRepairStatus != 1);
             repairBoth(img, mode, "--output=json");
         }
     }
