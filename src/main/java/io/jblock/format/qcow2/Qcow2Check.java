@@ -157,6 +157,24 @@ public final class Qcow2Check {
         return res;
     }
 
+    /**
+     * What QEMU does when it opens a dirty image (lazy refcounts, not closed
+     * cleanly) for writing: check it, repairing everything; the image is
+     * refused when the check fails or meets internal errors. The caller must
+     * read the header again afterwards (the refcount table may have moved,
+     * the dirty bit is cleared).
+     */
+    static Qcow2CheckResult repairDirty(BlockNode file, Qcow2Header h, Qcow2Extensions ext, long[] l1,
+                                        List<Qcow2Snapshots.Snapshot> snapshots, Consumer<String> report)
+            throws BlockException {
+        Qcow2CheckResult r = check(file, h, ext, l1, snapshots, Repair.ALL, report);
+        if (r.failure != null || r.checkErrors != 0) {
+            Errno e = r.failure != null ? r.failure : Errno.EIO;
+            throw new BlockException(e, "Could not repair dirty image: " + e.text());
+        }
+        return r;
+    }
+
     /** QEMU's qcow2_mark_clean and qcow2_mark_consistent: the dirty and corrupt bits go. */
     private static void markCleanAndConsistent(BlockNode file, Qcow2Header h) throws BlockException {
         long bits = Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT;

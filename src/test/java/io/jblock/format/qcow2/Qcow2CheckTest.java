@@ -125,6 +125,31 @@ class Qcow2CheckTest {
     }
 
     @Test
+    void aDirtyImageIsRepairedAsAtOpenAndComesOutClean() throws Exception {
+        Path img = dir.resolve("dirty.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on", img.toString(), "8M");
+        // qemu-io's abort leaves the image dirty, its refcounts never written.
+        io.jblock.testing.Peers.run(120, List.of(io.jblock.testing.Peers.require("qemu-io"), "-c",
+                "write -P 1 0 200k", "-c", "abort", img.toString()));
+        try (Drive d = openFile(img, true)) {
+            BlockNode file = d.root();
+            Qcow2Header h = Qcow2Header.decode(Qcow2Check.read(file, 0, 112));
+            assertThat(h.isDirty()).isTrue();
+            Qcow2Extensions ext = Qcow2Extensions.decode(h, Qcow2Check.read(file, 0, (int) h.clusterSize()));
+            long[] l1 = new long[h.l1Size()];
+            Qcow2Check.read(file, h.l1TableOffset(), h.l1Size() * 8).asLongBuffer().get(l1);
+            List<String> lines = new ArrayList<>();
+            Qcow2CheckResult r = Qcow2Check.repairDirty(file, h, ext, l1, List.of(), lines::add);
+            assertThat(r.corruptionsFixed()).as("%s", lines).isPositive();
+            assertThat(r.consistent()).isTrue();
+            assertThat(Qcow2Header.decode(Qcow2Check.read(file, 0, 112)).isDirty()).isFalse();
+        }
+        assertThat(qemuImgCheck(img)).isZero();
+        assertThat(io.jblock.testing.Peers.run(120, List.of(io.jblock.testing.Peers.require("qemu-io"), "-r", "-c",
+                "read -P 1 0 200k", img.toString())).out()).doesNotContain("fail");
+    }
+
+    @Test
     void repairNeedsAWritableFile() throws Exception {
         Path img = dir.resolve("ro.qcow2");
         qemuImg("create", "-q", "-f", "qcow2", img.toString(), "1M");
