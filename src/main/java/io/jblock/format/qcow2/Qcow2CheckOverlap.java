@@ -66,7 +66,7 @@ final class Qcow2CheckOverlap {
         }
         if (!ignore.contains(Kind.ACTIVE_L2)) {
             for (long e : m.l1()) {
-                long l2 = e & Qcow2Check.L1_OFFSET_MASK;
+                long l2 = e & Qcow2CheckImage.L1_OFFSET_MASK;
                 if (l2 != 0 && overlaps(offset, size, l2, cs)) {
                     return Kind.ACTIVE_L2;
                 }

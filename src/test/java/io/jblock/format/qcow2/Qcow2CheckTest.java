@@ -177,7 +177,7 @@ class Qcow2CheckTest {
             f.seek(40);
             long l1Offset = f.readLong();
             f.seek(l1Offset);
-            long l2 = f.readLong() & Qcow2Check.L1_OFFSET_MASK;
+            long l2 = f.readLong() & Qcow2CheckImage.L1_OFFSET_MASK;
             for (int i = 0; i < l1Size; i++) {
                 f.seek(l1Offset + 8L * i);
                 f.writeLong(l2);
