@@ -23,6 +23,7 @@ public final class ImgTool implements Tool {
                 "create", "dd", "info", "map", "measure", "snapshot", "rebase", "resize"}) {
             COMMANDS.put(name, () -> notYet(name));
         }
+        COMMANDS.put("check", CheckCommand::new);
         COMMANDS.put("create", CreateCommand::new);
         COMMANDS.put("info", InfoCommand::new);
         COMMANDS.put("map", MapCommand::new);

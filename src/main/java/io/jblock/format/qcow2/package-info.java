@@ -5,7 +5,8 @@
  * <h2>The door</h2>
  * {@link io.jblock.format.qcow2.Qcow2Driver} ({@code driver=qcow2}, with a
  * {@link io.jblock.format.qcow2.Qcow2Driver.Policy} for what an image may make
- * jblock open by itself) and {@link io.jblock.format.qcow2.Qcow2Node}.
+ * jblock open by itself) and {@link io.jblock.format.qcow2.Qcow2Node};
+ * {@link io.jblock.format.qcow2.Qcow2Check} and its result.
  * Everything else is package-private.
  *
  * <h2>Rooms</h2>
@@ -22,6 +23,8 @@
  *   <li>{@code Qcow2Compression}: zlib (raw deflate) and zstd clusters.</li>
  *   <li>{@code Qcow2Refcounts}: reference counts of any width, read on demand.</li>
  *   <li>{@code Qcow2Snapshots}: the internal snapshot table, checked at open.</li>
+ *   <li>{@code Qcow2Check} and its {@code Qcow2Check*} rooms, {@code Qcow2RefcountRebuild}:
+ *       the consistency check and repair of {@code img check} (QEMU's qcow2 check).</li>
  *   <li>{@code Qcow2Children}: the backing file and external data file the
  *       image names, opened as "backing" and "data-file" children; loops and
  *       depth checked.</li>
