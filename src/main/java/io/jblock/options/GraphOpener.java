@@ -309,8 +309,8 @@ public final class GraphOpener implements OpenContext {
         NodeSettings inherited = new NodeSettings(NodeSettings.autoName(),
                 backing || parentSettings.readOnly(), parentSettings.direct(), parentSettings.noFlush(),
                 DiscardMode.UNMAP);
-        // blkdebug's "image" is opened at the protocol level as QEMU does (BDRV_O_PROTOCOL), like a "file".
-        boolean protocolLevel = role.equals("file") || role.equals("image");
+        // blkdebug's "image" and blklogwrites' "log" are opened at the protocol level, as QEMU does.
+        boolean protocolLevel = role.equals("file") || role.equals("image") || role.equals("log");
         return openNode(filename, childOptions, inherited, protocolLevel, false);
     }
 
