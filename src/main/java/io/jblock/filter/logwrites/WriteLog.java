@@ -105,7 +105,7 @@ public final class WriteLog {
             }
             int bits = Long.numberOfTrailingZeros(sectorSize);
             if (Long.compareUnsigned(count, size >>> bits) > 0) {
-                throw new BlockException(Errno.EINVAL, "'" + path + "' claims " + Long.toUnsignedString(count)
+                throw new BlockException(Errno.EINVAL, "'" + path + "' is truncated or corrupt: it claims " + Long.toUnsignedString(count)
                         + " entries, more than its " + size + " bytes can hold");
             }
             List<LogEntry> entries = new ArrayList<>((int) count);

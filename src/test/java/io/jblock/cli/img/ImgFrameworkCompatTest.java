@@ -108,8 +108,10 @@ class ImgFrameworkCompatTest {
 
     @Test
     void everyQemuImgCommandIsKnown() {
+        // ... and replay, jblock's own (power-cut replay of a write log).
         assertThat(ImgTool.commandNames()).containsExactlyInAnyOrder("amend", "bench", "bitmap", "check", "commit",
-                "compare", "convert", "create", "dd", "info", "map", "measure", "snapshot", "rebase", "resize");
+                "compare", "convert", "create", "dd", "info", "map", "measure", "snapshot", "rebase", "resize",
+                "replay");
     }
 
     @Test
