@@ -12,6 +12,7 @@ import io.jblock.block.WriteFlags;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * {@code driver=blklogwrites}, the logwrites filter: passes every request
@@ -28,6 +29,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * none, and the superblock rewritten on every flush (then the log is
  * flushed) and every {@code log-super-update-interval} entries.
  *
+ * <p>A request that failed on the file is not logged (QEMU logs it as if it
+ * had succeeded, though its data may never have reached the disk).
+ *
  * <p>The log sits below any format, so it sees what the format sends to its
  * file: under cache=unsafe flushes never reach it (the node has no-flush),
  * which is exactly what a power cut punishes.
@@ -42,6 +46,8 @@ public final class LogWritesNode extends BlockNode {
     private final int sectorBits;
     private final long superInterval;
     private final ReentrantLock logLock = new ReentrantLock();
+    /** Read-modify-writes of partial sectors exclude every other change; whole-sector changes share it. */
+    private final ReentrantReadWriteLock rmw = new ReentrantReadWriteLock();
     /** Guarded by logLock. */
     private long nextSector;
     /** Guarded by logLock. */
@@ -74,11 +80,14 @@ public final class LogWritesNode extends BlockNode {
         return List.of(new BlockChild("file", file), new BlockChild("log", log));
     }
 
-    /** FUA is taken (and passed down) so it can be logged; requests are in whole log sectors, as QEMU asks. */
+    /**
+     * FUA is taken (and passed down) so it can be logged. Requests of any
+     * alignment are taken: partial log sectors are padded here.
+     */
     @Override
     public Capabilities capabilities() {
         Capabilities c = file.capabilities();
-        int align = Math.max(sectorSize, c.requestAlignment());
+        int align = c.requestAlignment();
         return new Capabilities(true, c.fastZero(), c.discard(), align, Math.max(align, c.maxTransfer()));
     }
 
@@ -104,21 +113,82 @@ public final class LogWritesNode extends BlockNode {
 
     @Override
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
+        if (aligned(offset) && aligned(src.remaining())) {
+            rmw.readLock().lock();
+            try {
+                writeAligned(offset, src, flags);
+            } finally {
+                rmw.readLock().unlock();
+            }
+            return;
+        }
+        // Log entries are in whole sectors: read the sectors around the request, patch, write them whole,
+        // as QEMU's block layer pads a request to the node's alignment.
+        long start = offset & -sectorSize;
+        long end = (offset + src.remaining() + sectorSize - 1) & -sectorSize;
+        rmw.writeLock().lock();
+        try {
+            ByteBuffer whole = ByteBuffer.allocate((int) (end - start));
+            file.read(start, whole);
+            whole.position((int) (offset - start));
+            whole.put(src.duplicate());
+            whole.clear();
+            writeAligned(start, whole, flags);
+            src.position(src.limit());
+        } finally {
+            rmw.writeLock().unlock();
+        }
+    }
+
+    private void writeAligned(long offset, ByteBuffer src, int flags) throws BlockException {
         ByteBuffer data = src.duplicate();
         file.write(offset, src, flags);
         append(offset, data.remaining(), WriteFlags.has(flags, WriteFlags.FUA) ? WriteLog.FUA : 0, data, false);
     }
 
+    /** Unaligned head and tail become padded data writes, the aligned middle a zero write (as QEMU splits it). */
     @Override
     protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
-        file.writeZeroes(offset, length, flags);
-        append(offset, length, WriteFlags.has(flags, WriteFlags.FUA) ? WriteLog.FUA : 0, null, true);
+        long end = offset + length;
+        long head = Math.min(end, (offset + sectorSize - 1) & -sectorSize);
+        long tail = Math.max(head, end & -sectorSize);
+        int dataFlags = flags & WriteFlags.FUA;
+        if (head > offset) {
+            doWrite(offset, ByteBuffer.allocate((int) (head - offset)), dataFlags);
+        }
+        if (tail > head) {
+            rmw.readLock().lock();
+            try {
+                file.writeZeroes(head, tail - head, flags);
+                append(head, tail - head, WriteFlags.has(flags, WriteFlags.FUA) ? WriteLog.FUA : 0, null, true);
+            } finally {
+                rmw.readLock().unlock();
+            }
+        }
+        if (end > tail && tail >= head && end > head) {
+            doWrite(tail, ByteBuffer.allocate((int) (end - tail)), dataFlags);
+        }
     }
 
+    /** Discard is advisory: only its whole sectors are passed on and logged. */
     @Override
     protected void doDiscard(long offset, long length) throws BlockException {
-        file.discard(offset, length);
-        append(offset, length, WriteLog.DISCARD, null, false);
+        long start = (offset + sectorSize - 1) & -sectorSize;
+        long end = (offset + length) & -sectorSize;
+        if (end <= start) {
+            return;
+        }
+        rmw.readLock().lock();
+        try {
+            file.discard(start, end - start);
+            append(start, end - start, WriteLog.DISCARD, null, false);
+        } finally {
+            rmw.readLock().unlock();
+        }
+    }
+
+    private boolean aligned(long n) {
+        return (n & (sectorSize - 1)) == 0;
     }
 
     /** The file is flushed to disk first; then the flush is logged, the superblock rewritten, the log flushed. */
