@@ -10,6 +10,7 @@ import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
 import io.jblock.block.Prealloc;
+import io.jblock.block.WriteFlags;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
@@ -22,6 +23,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
 
 /**
@@ -50,6 +52,11 @@ import java.util.function.Consumer;
  * rather than at once; for a blocking caller both are the same failure, so
  * {@code immediately} is accepted and has no further effect.
  *
+ * <p>With {@code align}, requests reach the image in whole aligned blocks:
+ * a partial block is read, patched and written whole (QEMU's block layer
+ * pads for the node's alignment), and inject-error sectors are matched
+ * against the padded request, as in QEMU.
+ *
  * <p>One difference in timing: jblock emulates FUA (cache=writethrough) with
  * a flush after the write has counted, where QEMU's emulated flush reads the
  * node's write generation before the write counts and so skips the flush to
@@ -67,6 +74,8 @@ public final class BlkdebugNode extends BlockNode {
     private final BlockNode image;
     private final Limits limits;
     private final ReentrantLock lock = new ReentrantLock();
+    /** A padded (read-modify-write) request excludes other changes; aligned ones share it. */
+    private final ReentrantReadWriteLock padding = new ReentrantReadWriteLock();
     /** Rules per event, in definition order. */
     private final Map<DebugEvent, List<BlkdebugRule>> rules = new EnumMap<>(DebugEvent.class);
     private final Deque<BlkdebugRule> active = new ArrayDeque<>();
@@ -348,26 +357,92 @@ public final class BlkdebugNode extends BlockNode {
 
     @Override
     protected void doRead(long offset, ByteBuffer dst) throws BlockException {
-        check(BlkdebugIoType.READ, offset, dst.remaining());
-        image.read(offset, dst);
+        long start = alignDown(offset);
+        long end = alignUp(offset + dst.remaining());
+        check(BlkdebugIoType.READ, start, end - start);
+        if (start == offset && end == offset + dst.remaining()) {
+            image.read(offset, dst);
+            return;
+        }
+        ByteBuffer whole = ByteBuffer.allocate((int) (end - start));
+        image.read(start, whole);
+        whole.position((int) (offset - start)).limit((int) (offset - start) + dst.remaining());
+        dst.put(whole);
     }
 
     @Override
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
-        check(BlkdebugIoType.WRITE, offset, src.remaining());
-        image.write(offset, src, flags);
+        long start = alignDown(offset);
+        long end = alignUp(offset + src.remaining());
+        check(BlkdebugIoType.WRITE, start, end - start);
+        if (start == offset && end == offset + src.remaining()) {
+            padding.readLock().lock();
+            try {
+                image.write(offset, src, flags);
+            } finally {
+                padding.readLock().unlock();
+            }
+            return;
+        }
+        padding.writeLock().lock();
+        try {
+            ByteBuffer whole = ByteBuffer.allocate((int) (end - start));
+            image.read(start, whole);
+            whole.position((int) (offset - start));
+            whole.put(src.duplicate());
+            whole.clear();
+            image.write(start, whole, flags);
+            src.position(src.limit());
+        } finally {
+            padding.writeLock().unlock();
+        }
     }
 
     @Override
     protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
+        if (alignDown(offset) != offset || alignDown(offset + length) != offset + length) {
+            // A partial block becomes a padded write of zeroes, as QEMU's block layer pads for alignment.
+            doWrite(offset, ByteBuffer.allocate(Math.toIntExact(length)), flags & WriteFlags.FUA);
+            return;
+        }
         check(BlkdebugIoType.WRITE_ZEROES, offset, length);
-        image.writeZeroes(offset, length, flags);
+        padding.readLock().lock();
+        try {
+            image.writeZeroes(offset, length, flags);
+        } finally {
+            padding.readLock().unlock();
+        }
     }
 
+    /** Discard is advisory: only its whole aligned blocks are passed on. */
     @Override
     protected void doDiscard(long offset, long length) throws BlockException {
-        check(BlkdebugIoType.DISCARD, offset, length);
-        image.discard(offset, length);
+        long start = alignUp(offset);
+        long end = alignDown(offset + length);
+        if (end <= start) {
+            return;
+        }
+        check(BlkdebugIoType.DISCARD, start, end - start);
+        padding.readLock().lock();
+        try {
+            image.discard(start, end - start);
+        } finally {
+            padding.readLock().unlock();
+        }
+    }
+
+    /** The alignment requests reach the image with: {@code align}, or the image's own. */
+    private long alignment() {
+        return Math.max(limits.align(), 1);
+    }
+
+    private long alignDown(long n) {
+        return n - Math.floorMod(n, alignment());
+    }
+
+    private long alignUp(long n) {
+        long a = alignment();
+        return (n + a - 1) / a * a;
     }
 
     @Override

@@ -91,6 +91,15 @@ class BlkdebugIoCompatTest {
     }
 
     @Test
+    void alignPadsRequestsAndSectorRulesSeeThePaddedRequest() throws Exception {
+        assertSame("", "-t", "writeback", "--image-opts", "-c", "write -P 1 3000 512", "-c", "write -P 2 8192 512",
+                "-c", "read -P 2 8192 512", "-c", "write -P 3 8000 500", "-c", "read -P 3 8000 500",
+                "driver=raw,file.driver=blkdebug,file.image.filename=" + QemuIoOracle.IMG + ",file.align=4096,"
+                        + "file.inject-error.0.event=write_aio,file.inject-error.0.sector=1,"
+                        + "file.inject-error.0.iotype=write");
+    }
+
+    @Test
     void breakpointsStopAndResumeRequests() throws Exception {
         assertSame("", script("blkdebug::" + QemuIoOracle.IMG, "break write_aio A", "break write_aio B",
                 "remove_break B", "remove_break C", "resume X", "break foo A", "aio_write -P 9 0 4k",

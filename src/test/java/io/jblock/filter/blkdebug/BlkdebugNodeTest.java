@@ -134,6 +134,26 @@ class BlkdebugNodeTest {
     }
 
     @Test
+    void withAlignThePartialBlocksArePaddedAndTheBytesAroundKept() throws Exception {
+        try (BlockNode n = open("align", "4096")) {
+            byte[] ones = new byte[8192];
+            java.util.Arrays.fill(ones, (byte) 1);
+            n.write(0, ByteBuffer.wrap(ones), WriteFlags.NONE);
+            n.write(100, ByteBuffer.wrap(new byte[] {9, 9}), WriteFlags.NONE);
+            n.writeZeroes(5000, 10, 0);
+            ByteBuffer b = ByteBuffer.allocate(3);
+            n.read(99, b);
+            assertThat(b.array()).containsExactly(1, 9, 9);
+            ByteBuffer z = ByteBuffer.allocate(12);
+            n.read(4999, z);
+            assertThat(z.get(0)).isEqualTo((byte) 1);
+            assertThat(z.get(1)).isZero();
+            assertThat(z.get(10)).isZero();
+            assertThat(z.get(11)).isEqualTo((byte) 1);
+        }
+    }
+
+    @Test
     void aBreakpointStopsTheRequestUntilResumed() throws Exception {
         try (BlockNode n = open()) {
             BlkdebugNode debug = BlkdebugNode.below(n);
