@@ -19,7 +19,8 @@ mib=${4:-16}
 seed=${5:-$RANDOM$RANDOM}
 ./mvnw -q -B -o test -Dtest=PowerCutCampaignTest -Dsurefire.failIfNoSpecifiedTests=false \
   -Dcampaign.requests="$requests" -Dcampaign.randomPoints="$points" -Dcampaign.dropsPerPoint="$drops" \
-  -Dcampaign.imageBytes=$((mib * 1024 * 1024)) -Dcampaign.seed="$seed" || status=$?
+  -Dcampaign.imageBytes=$((mib * 1024 * 1024)) -Dcampaign.seed="$seed" \
+  -Djunit.jupiter.execution.timeout.default=2h || status=$?
 out=target/surefire-reports/io.jblock.filter.logwrites.PowerCutCampaignTest-output.txt
 [ -f "$out" ] && grep -E "^(power-cut campaign|writeback|writethrough|none|directsync|unsafe) " "$out"
 exit "${status:-0}"

@@ -18,17 +18,17 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.channels.FileChannel;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
-import java.util.Set;
 
 /**
  * A power-cut campaign for one cache mode: a seeded workload runs through a
  * drive whose file sits under a logwrites filter; then the disk is rebuilt
  * from the log at every flush point and at random points between them, with
- * random subsets of the unflushed writes dropped ({@link LogReplay}), and
+ * random subsets of the unflushed writes dropped ({@link LogReplay#plan}), and
  * each rebuilt image is checked against what the cache mode promised.
  *
  * <pre>
@@ -68,11 +68,11 @@ final class PowerCutCampaign {
         /** Creates the image the workload starts from. */
         void create(Path image, long size) throws IOException;
 
-        /** Reads the rebuilt image's virtual disk into memory (raw: the file itself). */
-        byte[] readDisk(Path image, long size) throws IOException;
+        /** The virtual disk of a rebuilt image file (raw: the file itself); {@code scratch} is a folder to use. */
+        byte[] readDisk(byte[] file, Path scratch, long size) throws IOException;
 
-        /** A consistency check of the rebuilt image; empty when fine, else what is wrong. */
-        default String check(Path image) {
+        /** A consistency check of a rebuilt image file; empty when fine, else what is wrong (qcow2: qemu-img check). */
+        default String check(byte[] file, Path scratch) throws IOException {
             return "";
         }
     }
@@ -91,9 +91,8 @@ final class PowerCutCampaign {
         }
 
         @Override
-        public byte[] readDisk(Path image, long size) throws IOException {
-            byte[] all = Files.readAllBytes(image);
-            return all.length >= size ? all : java.util.Arrays.copyOf(all, (int) size);
+        public byte[] readDisk(byte[] file, Path scratch, long size) {
+            return file.length >= size ? file : java.util.Arrays.copyOf(file, (int) size);
         }
     };
 
@@ -170,26 +169,65 @@ final class PowerCutCampaign {
         long ackedLost = 0;
         int images = 0;
         List<String> violations = new ArrayList<>();
-        Path target = work.resolve("replayed." + format.name());
-        for (long n : points) {
-            for (int d = 0; d <= size.dropsPerPoint(); d++) {
-                Long dropSeed = d == 0 ? null : random.nextLong();
-                LogReplay.Plan plan = LogReplay.plan(contents, n, dropSeed);
-                Files.copy(base, target, StandardCopyOption.REPLACE_EXISTING);
-                LogReplay.apply(log, contents, plan, target);
-                images++;
-                String problem = format.check(target);
-                if (!problem.isEmpty()) {
-                    violations.add("cut " + n + " seed " + dropSeed + ": " + problem);
+        int[][] touches = touches(requests, size.imageBytes() / SECTOR);
+        points.sort(null);
+        // The disk is rebuilt in memory, incrementally: "durable" holds every entry up to the last flush of
+        // the current cut (none of those may be dropped), and each cut starts from a copy of it.
+        int ss = contents.sectorSize();
+        long fileSize = Files.size(base);
+        for (LogEntry e : contents.entries()) {
+            fileSize = Math.max(fileSize, (e.sector() + e.sectors()) * ss);
+        }
+        byte[] durable = java.util.Arrays.copyOf(Files.readAllBytes(base), Math.toIntExact(fileSize));
+        int appliedUpTo = 0;
+        try (FileChannel logData = FileChannel.open(log, StandardOpenOption.READ)) {
+            for (long n : points) {
+                for (int d = 0; d <= size.dropsPerPoint(); d++) {
+                    Long dropSeed = d == 0 ? null : random.nextLong();
+                    LogReplay.Plan plan = LogReplay.plan(contents, n, dropSeed);
+                    while (appliedUpTo <= plan.lastFlush()) {
+                        apply(logData, contents.entries().get(appliedUpTo++), ss, durable);
+                    }
+                    byte[] file = durable.clone();
+                    for (LogEntry e : plan.applied()) {
+                        if (e.index() >= appliedUpTo) {
+                            apply(logData, e, ss, file);
+                        }
+                    }
+                    images++;
+                    String where = "cut " + n + " seed " + dropSeed;
+                    String problem = format.check(file, work);
+                    if (!problem.isEmpty()) {
+                        violations.add(where + ": " + problem);
+                    }
+                    byte[] disk = format.readDisk(file, work, size.imageBytes());
+                    long[] lost = verify(requests, touches, n, fuaByMode, disk, violations, where);
+                    promisedLost += lost[0];
+                    ackedLost += lost[1];
                 }
-                byte[] disk = format.readDisk(target, size.imageBytes());
-                long[] lost = verify(requests, n, fuaByMode, disk, violations, "cut " + n + " seed " + dropSeed);
-                promisedLost += lost[0];
-                ackedLost += lost[1];
             }
         }
         return new Figures(mode, count, flushes.size(), points.size(), images, promised, promisedLost, ackedLost,
                 violations);
+    }
+
+    /** Applies one log entry to an in-memory copy of the file: its data, or zeroes for a discard. */
+    private static void apply(FileChannel logData, LogEntry e, int ss, byte[] file) throws IOException {
+        if (e.isFlush() || e.isMark()) {
+            return;
+        }
+        int at = Math.toIntExact(e.sector() * ss);
+        int len = Math.toIntExact(e.sectors() * ss);
+        if (e.isDiscard()) {
+            java.util.Arrays.fill(file, at, at + len, (byte) 0);
+            return;
+        }
+        ByteBuffer b = ByteBuffer.wrap(file, at, len);
+        while (b.hasRemaining()) {
+            if (logData.read(b, e.dataOffset() + (b.position() - at)) < 0) {
+                throw new IOException("log truncated in entry " + e.index());
+            }
+        }
     }
 
     private List<Request> runWorkload(CacheMode mode, Path image, Path log) throws Exception {
@@ -271,13 +309,36 @@ final class PowerCutCampaign {
     }
 
     /**
+     * For each sector, the indexes of the requests (writes, zero writes, discards) that touched it, in order:
+     * what a sector may hold after a cut is read from here.
+     */
+    private static int[][] touches(List<Request> requests, long sectors) {
+        List<List<Integer>> lists = new ArrayList<>();
+        for (long s = 0; s < sectors; s++) {
+            lists.add(new ArrayList<>());
+        }
+        for (int i = 0; i < requests.size(); i++) {
+            Request r = requests.get(i);
+            if (r.kind() == Kind.FLUSH) {
+                continue;
+            }
+            for (long s = r.firstSector(); s < r.endSector(); s++) {
+                lists.get((int) s).add(i);
+            }
+        }
+        int[][] out = new int[(int) sectors][];
+        for (int s = 0; s < sectors; s++) {
+            out[s] = lists.get(s).stream().mapToInt(Integer::intValue).toArray();
+        }
+        return out;
+    }
+
+    /**
      * Checks one rebuilt disk; returns {promised writes lost, acknowledged writes lost}. A lost write is one
      * whose sectors hold neither its data nor that of a later request.
      */
-    private static long[] verify(List<Request> requests, long cut, boolean fuaByMode, byte[] disk,
+    private static long[] verify(List<Request> requests, int[][] touches, long cut, boolean fuaByMode, byte[] disk,
                                  List<String> violations, String where) {
-        // The log position after which everything acknowledged before it is durable.
-        long durableUpTo = -1;
         int lastFlushIndex = -1;
         for (int i = 0; i < requests.size(); i++) {
             Request r = requests.get(i);
@@ -295,24 +356,20 @@ final class PowerCutCampaign {
             boolean promised = i < lastFlushIndex || w.fua() || fuaByMode;
             boolean present = true;
             for (long s = w.firstSector(); s < w.endSector() && present; s++) {
-                Set<Long> acceptable = new HashSet<>();
-                acceptable.add((long) w.id());
+                int[] t = touches[(int) s];
+                long found = idOf(disk, s);
+                boolean ok = found == w.id();
                 boolean unspecified = false;
-                for (int j = i + 1; j < requests.size(); j++) {
-                    Request later = requests.get(j);
-                    if (later.kind() == Kind.FLUSH || s < later.firstSector() || s >= later.endSector()) {
-                        continue;
-                    }
+                for (int k = java.util.Arrays.binarySearch(t, i) + 1; k < t.length && !ok; k++) {
+                    Request later = requests.get(t[k]);
                     switch (later.kind()) {
-                        case WRITE -> acceptable.add((long) later.id());
-                        case ZERO -> acceptable.add(0L);
+                        case WRITE -> ok = found == later.id();
+                        case ZERO -> ok = found == 0;
                         case DISCARD -> unspecified = true;
                         default -> { }
                     }
                 }
-                if (!unspecified && !acceptable.contains(idOf(disk, s))) {
-                    present = false;
-                }
+                present = ok || unspecified;
             }
             if (!present) {
                 ackedLost++;
