@@ -105,7 +105,7 @@ final class PowerCutCampaign {
                    int promisedWrites, long promisedLost, long ackedLost, List<String> violations) {
         String line() {
             return String.format("%-12s log entries %5d  flush points %4d  crash points %5d  images checked %6d"
-                            + "  flushed or FUA writes lost %4d  acknowledged writes lost %6d",
+                            + "  writes lost, summed over images: flushed or FUA %6d, acknowledged %6d",
                     mode.name().toLowerCase(java.util.Locale.ROOT), logEntries, flushPoints, pointsTried,
                     imagesChecked, promisedLost, ackedLost);
         }
