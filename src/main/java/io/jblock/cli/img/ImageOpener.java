@@ -48,6 +48,11 @@ final class ImageOpener {
     }
 
     static Opened open(ImgContext ctx, Request r) throws ImgExit {
+        return open(ctx, r, c -> { });
+    }
+
+    /** As {@link #open(ImgContext, Request)}, with {@code settings} adjusting the drive (cache mode, aio) first. */
+    static Opened open(ImgContext ctx, Request r, java.util.function.Consumer<DriveConfig> settings) throws ImgExit {
         if (r.imageOpts() && r.format() != null) {
             throw ctx.fail("--image-opts and --format are mutually exclusive");
         }
@@ -61,17 +66,18 @@ final class ImageOpener {
             }
         }
         try {
-            return openOrThrow(ctx, r, imageOpts);
+            return openOrThrow(ctx, r, imageOpts, settings);
         } catch (BlockException e) {
             throw ctx.fail("Could not open '" + r.name() + "': " + e.getMessage());
         }
     }
 
-    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts)
-            throws BlockException {
+    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
+            java.util.function.Consumer<DriveConfig> settings) throws BlockException {
         DriveConfig c = new DriveConfig();
         c.readOnly = r.readOnly();
         c.warnings = ctx::warn;
+        settings.accept(c);
         NodeOptions options = optionsFor(r, imageOpts);
         // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
         String named = options.peek("driver");
