@@ -57,7 +57,8 @@ final class IoUringRing implements AutoCloseable {
     private static final int FAILED = Integer.MIN_VALUE;
     /** The top of the stack once the ring thread has stopped: nothing more is taken. */
     private static final Op STOPPED = new Op();
-    private static final int WAKE_RATIO = Integer.getInteger("jblock.uring.wakeRatio", 4);
+    /** A sleeping ring thread is woken when the requests waiting for it are 1/WAKE_RATIO of those in the kernel. */
+    private static final int WAKE_RATIO = 4;
     private static final VarHandle SLEEPING;
     private static final VarHandle IN_KERNEL;
 
