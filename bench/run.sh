@@ -82,7 +82,11 @@ bench_row() { # section label fmt image-kind args...
     # "jblock img: Could not open 'x': why" -> "why"
     local why=${j#ERR: }
     why=${why#*: }; why=${why#Could not open *: }
-    case "$why" in *"not available"*|*"read-only"*) why="not available: $why" ;; *) why="failed: $why" ;; esac
+    case "$why" in
+      *"can only be opened read-only"*) why="not available: qcow2 writes not available yet" ;;
+      *"not available"*) why="not available: ${why:0:70}" ;;
+      *) why="failed: ${why:0:70}" ;;
+    esac
     row "$section" "$label" "-" "-" "qemu-img" "$why"
     return
   fi
@@ -129,9 +133,10 @@ echo "device limit (fio on the same file, ${fio_secs}s per job)..." >&2
 fio_iops() { # args...
   fio --name=d --filename="$raw" --size="$size" --time_based --runtime="$fio_secs" --randseed=7 \
       --output-format=json "$@" 2>/dev/null | python3 -c '
-import json,sys
-t=sys.stdin.read(); j=json.loads(t[t.index("{"):])["jobs"][0]
-print(f"{j[\"read\"][\"iops\"]+j[\"write\"][\"iops\"]:.0f}")'
+import json, sys
+t = sys.stdin.read()
+j = json.loads(t[t.index("{"):])["jobs"][0]
+print("%.0f" % (j["read"]["iops"] + j["write"]["iops"]))'
 }
 device_row() { # label "fio args" jblock-bench-args...
   local label=$1 fargs=$2; shift 2
@@ -205,7 +210,9 @@ convert_row() { # label src-fmt src dst-fmt
   local label=$1 sf=$2 src=$3 df=$4 q j
   rm -f "$dir/out"; q=$(wall qemu-img convert -f "$sf" -O "$df" "$src" "$dir/out")
   rm -f "$dir/out"; j=$(wall $J img convert -f "$sf" -O "$df" "$src" "$dir/out")
-  if [[ $j == ERR:* ]]; then row convert "$label" "-" "$q s" qemu-img "not available: ${j#ERR: }"
+  if [[ $j == ERR:* ]]; then
+    case "$j" in *"not available"*) j="convert not available yet" ;; *) j="failed: ${j#ERR: }" ;; esac
+    row convert "$label" "-" "$q s" qemu-img "not available: $j"
   else row convert "$label (s)" "$j" "$q" qemu-img "$(div "$q" "$j")"; fi
 }
 convert_row "${size_mb} MiB half-full raw -> qcow2" raw "$half" qcow2
@@ -223,9 +230,22 @@ info_ms() { # tool
   e=$(date +%s%N)
   python3 -c "print(f'{($e-$s)/1e6/$info_runs:.1f}')"
 }
+cpu_ms() { # tool -> mean user+sys CPU ms of one img info
+  local total=0 i t
+  for i in $(seq "$info_runs"); do
+    if [ "$1" = jblock ]; then t=$( { /usr/bin/time -f "%U %S" $J img info "$dir/half.qcow2" >/dev/null; } 2>&1 | tail -1)
+    else t=$( { /usr/bin/time -f "%U %S" qemu-img info "$dir/half.qcow2" >/dev/null; } 2>&1 | tail -1); fi
+    total=$(python3 -c "import sys; print($total + sum(map(float, sys.argv[1].split())))" "$t")
+  done
+  python3 -c "print(f'{$total*1000/$info_runs:.1f}')"
+}
 jm=$(info_ms jblock); qm=$(info_ms qemu)
-aot="no AOT cache"; [ -f target/jblock.aot ] && aot="AOT cache"
+aot="no AOT cache"; [ -f target/jblock.aot ] && [ target/jblock.aot -nt target/jblock.jar ] && aot="AOT cache"
 row start-up "img info on a qcow2, mean wall ms ($aot)" "$jm" "$qm" qemu-img "$(div "$qm" "$jm")"
+if [ -x /usr/bin/time ]; then
+  jc=$(cpu_ms jblock); qc=$(cpu_ms qemu)
+  row start-up "img info on a qcow2, mean CPU ms user+sys ($aot)" "$jc" "$qc" qemu-img "$(div "$qc" "$jc")"
+fi
 
 # ---------------------------------------------------------------- table
 echo
