@@ -76,6 +76,18 @@ class ImgBenchCompatTest {
         }
     }
 
+    @Test
+    void missingOrUnopenableImagesFailAsQemuImgDoes() {
+        String missing = dir.resolve("missing.raw").toString();
+        for (List<String> a : List.of(args("bench", missing), args("bench", "-w", "-f", "raw", missing),
+                args("bench", "-f", "qcow2", image), args("bench", "-f", "nosuch", image),
+                args("bench", dir.toString()))) {
+            QemuImgOracle.Run expected = QemuImgOracle.qemu(a);
+            assertThat(expected.status()).isNotZero();
+            assertThat(QemuImgOracle.jblock(a)).as("jblock vs qemu-img for %s", a).isEqualTo(expected);
+        }
+    }
+
     static Stream<String> validCommandLines() {
         return Stream.of("-c 100", "-c 0", "-c 0x10", "-c 010 -d 0x4", "-c 50 -d 1", "-c 100 -s 1k -S 8k",
                 "-c 100 -s 1000", "-c 3 -s 0", "-c 20 -o 4190208", "-c 20 -o 4190208 -S 4096 -s 512",
