@@ -54,7 +54,7 @@ class ImgBenchCompatTest {
                 "--pattern 256", "--pattern x", "--pattern -1", "--pattern", "--flush-interval 10",
                 "-w --flush-interval 3 -d 4", "-w --flush-interval abc", "-c 3 -i native", "-n -c 3",
                 "-n -c 3 -t writeback", "--image-opts -f raw", "-d 4 -o 4194304 -c 3", "-d 4 -o 4194304 -c 3 -w",
-                "-s 4097 -o 4192000 -c 1", "--flush-interval", "--no-drain x y");
+                "-s 4097 -o 4192000 -c 1", "--flush-interval", "--no-drain x y", "-U -w -c 1");
     }
 
     @ParameterizedTest
