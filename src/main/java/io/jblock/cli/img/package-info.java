@@ -21,6 +21,10 @@
  *       bdrv_create).</li>
  *   <li>info: {@code InfoCommand}, {@code ImageOpener} (img_open),
  *       {@code ImageName} (what "image:" shows), {@code ImageInfo}.</li>
+ *   <li>bench: {@code BenchCommand} (options, output, one virtual thread per
+ *       request in flight), {@code BenchSchedule} (offsets, and flushes with
+ *       or without draining, in qemu-img's order), {@code BenchFailure}
+ *       (the first failure, flushes beside the requests).</li>
  * </ul>
  *
  * <h2>Matching qemu-img</h2>
