@@ -67,7 +67,7 @@ final class ImageOpener {
         }
     }
 
-    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts)
+    static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts)
             throws BlockException {
         DriveConfig c = new DriveConfig();
         c.readOnly = r.readOnly();
