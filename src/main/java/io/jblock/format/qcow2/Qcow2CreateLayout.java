@@ -209,6 +209,8 @@ final class Qcow2CreateLayout {
                 try {
                     block = refcountBlockFor(index);
                 } catch (Again again) {
+                    // The search starts over at the same clusters: they may still be free.
+                    freeClusterIndex = Math.min(freeClusterIndex, start >>> clusterBits);
                     undo(offset, cluster - offset, addend);
                     throw again;
                 }
