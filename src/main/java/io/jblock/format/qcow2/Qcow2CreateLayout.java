@@ -492,6 +492,28 @@ final class Qcow2CreateLayout {
     }
 
     /**
+     * Preallocation with an external data file: guest clusters map 1:1 onto
+     * the data file, which is not refcounted, so only the L2 tables are
+     * allocated here, in guest order; the data file then grows to the end
+     * of the last cluster (preallocated as asked, for falloc and full).
+     */
+    void preallocateExternal(long size, BlockNode data, Prealloc mode) throws BlockException {
+        long guest = 0;
+        long left = clustersOf(size);
+        while (left > 0) {
+            long n = Math.min(left, l2Entries - l2Index(guest));
+            link(guest, guest, n);
+            guest += n << clusterBits;
+            left -= n;
+        }
+        // QEMU grows it to the end of the last cluster mapped, past the size when that is not cluster-aligned.
+        long end = clustersOf(size) << clusterBits;
+        if (end > data.length()) {
+            data.truncate(end, false, mode == Prealloc.METADATA ? Prealloc.OFF : mode);
+        }
+    }
+
+    /**
      * preallocation=falloc/full (QEMU's qcow2_co_truncate from 0): refcount
      * structures for the whole area after the current end, the data
      * clusters after them, the file grown over those with the protocol's

@@ -156,10 +156,6 @@ record Qcow2CreateSpec(long size, int version, int clusterBits, int refcountOrde
             throw invalid("Non-zlib compression type is only supported with compatibility level 1.1 and above "
                     + "(use version=v3 or greater)");
         }
-        if (dataFile != null && prealloc != Prealloc.OFF) {
-            throw new BlockException.Unsupported("preallocation=" + prealloc.canonicalName()
-                    + " with an external data file is not available yet in this version of jblock");
-        }
         return new Qcow2CreateSpec(size, version, clusterBits, Long.numberOfTrailingZeros(refcountBits), lazy,
                 compression, extendedL2, prealloc, backingFile, backingFormat, dataFile, dataFileRaw, encryptFormat,
                 r.option("encrypt.key-secret"));

@@ -73,13 +73,23 @@ public final class Qcow2Creator {
                             data.truncate(s.size(), false, Prealloc.OFF);
                         }
                     }
-                    case METADATA -> layout.preallocateMetadata(s.size());
-                    case FALLOC, FULL -> layout.preallocateData(s.size(), s.preallocation());
+                    case METADATA, FALLOC, FULL -> {
+                        if (data != null) {
+                            layout.preallocateExternal(s.size(), data, s.preallocation());
+                        } else if (s.preallocation() == Prealloc.METADATA) {
+                            layout.preallocateMetadata(s.size());
+                        } else {
+                            layout.preallocateData(s.size(), s.preallocation());
+                        }
+                    }
                 }
             } catch (BlockException e) {
                 throw new BlockException(e.errno(), "Could not resize image: " + e.getMessage(), e);
             }
             layout.finish();
+            if (data != null && s.preallocation() != Prealloc.FALLOC && s.preallocation() != Prealloc.FULL) {
+                allocateFirstBlock(data, s.size());
+            }
             Qcow2CreateHeader.Fields fields = new Qcow2CreateHeader.Fields(s.version(), s.clusterBits(), s.size(),
                     layout.l1Size(), layout.l1Offset(), layout.refcountTableOffset(),
                     layout.refcountTableClusters(), s.incompatibleFeatures(), s.compatibleFeatures(),
@@ -95,6 +105,20 @@ public final class Qcow2Creator {
                 data.flush();
             }
         }
+    }
+
+    /**
+     * QEMU's file protocol zeroes the first block of a file it grows from
+     * nothing without preallocation (so that a later open can probe the
+     * alignment); the external data file, grown that way, gets it too.
+     * FileNode's truncate does not do this yet, so it is done here.
+     */
+    private static void allocateFirstBlock(FileNode data, long size) throws BlockException {
+        if (size <= 0) {
+            return;
+        }
+        int n = (int) Math.min(size < 4096 ? 512 : 4096, size);
+        data.write(0, java.nio.ByteBuffer.allocate(n), 0);
     }
 
     private static FileNode openFile(String filename) throws BlockException {
