@@ -447,9 +447,28 @@ final class Qcow2CreateLayout {
             bytes -= done;
             offset += done;
         }
+        if (size > 0) {
+            writeTailCow(file, hostOffset + ((done - 1) & ~(clusterSize - 1)), size);
+        }
         if (size > 0 && hostOffset + done > file.length()) {
             file.truncate(hostOffset + done, false, Prealloc.OFF);
         }
+    }
+
+    /**
+     * QEMU maps the last, partial cluster of a preallocated image as a write
+     * would, so it copies on write the rest of that (sub)cluster: zeroes are
+     * written from the end of the image to the end of the subcluster (the
+     * cluster without extended L2), at the host cluster {@code host}.
+     */
+    private void writeTailCow(BlockNode target, long host, long size) throws BlockException {
+        long subcluster = extendedL2 ? clusterSize / 32 : clusterSize;
+        long from = size & (clusterSize - 1);
+        if ((size & (subcluster - 1)) == 0) {
+            return;
+        }
+        long to = (from + subcluster - 1) & ~(subcluster - 1);
+        target.write(host + from, ByteBuffer.allocate((int) (to - from)), 0);
     }
 
     /**
@@ -494,8 +513,8 @@ final class Qcow2CreateLayout {
     /**
      * Preallocation with an external data file: guest clusters map 1:1 onto
      * the data file, which is not refcounted, so only the L2 tables are
-     * allocated here, in guest order; the data file then grows to the end
-     * of the last cluster (preallocated as asked, for falloc and full).
+     * allocated here, in guest order; the data file then grows to the size
+     * (preallocated as asked, for falloc and full).
      */
     void preallocateExternal(long size, BlockNode data, Prealloc mode) throws BlockException {
         long guest = 0;
@@ -506,10 +525,15 @@ final class Qcow2CreateLayout {
             guest += n << clusterBits;
             left -= n;
         }
-        // QEMU grows it to the end of the last cluster mapped, past the size when that is not cluster-aligned.
-        long end = clustersOf(size) << clusterBits;
-        if (end > data.length()) {
-            data.truncate(end, false, mode == Prealloc.METADATA ? Prealloc.OFF : mode);
+        if (size > 0) {
+            writeTailCow(data, (size - 1) & ~(clusterSize - 1), size);
+        }
+        long length = data.length();
+        if (size > length) {
+            data.truncate(size, false, mode == Prealloc.METADATA ? Prealloc.OFF : mode);
+            if (length == 0 && mode != Prealloc.FULL) {
+                Qcow2Creator.allocateFirstBlock(data, size);
+            }
         }
     }
 

@@ -71,6 +71,7 @@ public final class Qcow2Creator {
                     case OFF -> {
                         if (data != null) {
                             data.truncate(s.size(), false, Prealloc.OFF);
+                            allocateFirstBlock(data, s.size());
                         }
                     }
                     case METADATA, FALLOC, FULL -> {
@@ -87,9 +88,6 @@ public final class Qcow2Creator {
                 throw new BlockException(e.errno(), "Could not resize image: " + e.getMessage(), e);
             }
             layout.finish();
-            if (data != null && s.preallocation() != Prealloc.FALLOC && s.preallocation() != Prealloc.FULL) {
-                allocateFirstBlock(data, s.size());
-            }
             Qcow2CreateHeader.Fields fields = new Qcow2CreateHeader.Fields(s.version(), s.clusterBits(), s.size(),
                     layout.l1Size(), layout.l1Offset(), layout.refcountTableOffset(),
                     layout.refcountTableClusters(), s.incompatibleFeatures(), s.compatibleFeatures(),
@@ -113,7 +111,7 @@ public final class Qcow2Creator {
      * alignment); the external data file, grown that way, gets it too.
      * FileNode's truncate does not do this yet, so it is done here.
      */
-    private static void allocateFirstBlock(FileNode data, long size) throws BlockException {
+    static void allocateFirstBlock(io.jblock.block.BlockNode data, long size) throws BlockException {
         if (size <= 0) {
             return;
         }
