@@ -214,7 +214,7 @@ final class CreateOptions {
                 continue;
             }
             parts.add(switch (d.type()) {
-                case SIZE -> d.name() + "=" + Long.toUnsignedString(v.number());
+                case SIZE -> d.name() + "=" + v.number();
                 case NUMBER -> d.name() + "=" + v.number();
                 case BOOL -> d.name() + "=" + v.text();
                 case STRING -> d.name() + "=" + v.text().replace(",", ",,");
