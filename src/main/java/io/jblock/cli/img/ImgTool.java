@@ -25,6 +25,7 @@ public final class ImgTool implements Tool {
         }
         COMMANDS.put("create", CreateCommand::new);
         COMMANDS.put("info", InfoCommand::new);
+        COMMANDS.put("measure", MeasureCommand::new);
     }
 
     @Override
