@@ -234,6 +234,11 @@ final class CreateCommand implements ImgCommand {
             DriverRegistry.standard().find(fmt).orElseThrow().create(path,
                     new ImageCreation(opts.size("size", 0), Prealloc.OFF, opts.valuesOf(formatDescs)));
         } catch (io.jblock.block.BlockException e) {
+            if (e.errno() == Errno.EFBIG && e.getMessage().startsWith("Failed to grow the L1 table")) {
+                // bdrv_img_create's words for EFBIG, with a hint where the format has clusters.
+                throw ctx.fail(prefix + "The image size is too large for file format '" + fmt + "'"
+                        + (opts.accepts("cluster_size") ? " (try using a larger cluster size)" : ""));
+            }
             throw ctx.fail(prefix + e.getMessage());
         }
         return 0;

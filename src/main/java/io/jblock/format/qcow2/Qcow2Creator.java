@@ -66,6 +66,7 @@ public final class Qcow2Creator {
                     s.extendedL2());
             layout.start();
             try {
+                checkLength(s.size());
                 layout.growL1(layout.l1EntriesFor(s.size()));
                 switch (s.preallocation()) {
                     case OFF -> {
@@ -85,6 +86,10 @@ public final class Qcow2Creator {
                     }
                 }
             } catch (BlockException e) {
+                if (e.errno() == Errno.EFBIG && e.getMessage().startsWith("Failed to grow the L1 table")) {
+                    // qemu-img words this one itself, naming the format (see the img create command).
+                    throw e;
+                }
                 throw new BlockException(e.errno(), "Could not resize image: " + e.getMessage(), e);
             }
             layout.finish();
@@ -93,9 +98,14 @@ public final class Qcow2Creator {
                     layout.refcountTableClusters(), s.incompatibleFeatures(), s.compatibleFeatures(),
                     s.autoclearFeatures(), s.refcountOrder(), s.compressionType(), s.backingFile(),
                     s.backingFormat(), s.dataFile());
-            if (s.backingFile() != null && (s.backingFile().length() > 1023 || !Qcow2CreateHeader.fits(fields))) {
+            // QEMU refuses a name over 1023 bytes, and one that does not fit in the header cluster.
+            if (s.backingFile() != null && s.backingFile().length() > 1023) {
                 throw new BlockException(Errno.EINVAL, "Could not assign backing file '" + s.backingFile()
                         + "' with format '" + s.backingFormat() + "': Invalid argument");
+            }
+            if (s.backingFile() != null && !Qcow2CreateHeader.fits(fields)) {
+                throw new BlockException(Errno.ENOSPC, "Could not assign backing file '" + s.backingFile()
+                        + "' with format '" + s.backingFormat() + "': No space left on device");
             }
             file.write(0, Qcow2CreateHeader.render(fields), 0);
             file.flush();
@@ -117,6 +127,19 @@ public final class Qcow2Creator {
         }
         int n = (int) Math.min(size < 4096 ? 512 : 4096, size);
         data.write(0, java.nio.ByteBuffer.allocate(n), 0);
+    }
+
+    /** QEMU's BDRV_MAX_LENGTH: the largest length its block layer accepts, INT64_MAX down to a GiB. */
+    private static final long MAX_LENGTH = Long.MAX_VALUE / (1L << 30) * (1L << 30);
+
+    /** The block layer's checks of a new length, before the format sees it (bdrv_co_truncate). */
+    private static void checkLength(long size) throws BlockException {
+        if (size < 0) {
+            throw new BlockException(Errno.EINVAL, "Image size cannot be negative");
+        }
+        if (size > MAX_LENGTH) {
+            throw new BlockException(Errno.EFBIG, "offset(" + size + ") exceeds maximum(" + MAX_LENGTH + ")");
+        }
     }
 
     private static FileNode openFile(String filename) throws BlockException {
