@@ -137,6 +137,20 @@ class ImgCreateQcow2CompatTest {
         same("create", "-f", "qcow2", "-o", "preallocation=falloc,cluster_size=512", "IMG", "100M");
     }
 
+    @Test
+    void sizesTooLargeForTheFormatOrTheBlockLayerFailWithQemusWords() throws Exception {
+        for (String size : List.of("7E", "64P", "8E", "1E")) {
+            same("create", "-f", "qcow2", "IMG", size);
+        }
+        same("create", "-f", "qcow2", "-o", "cluster_size=512", "IMG", "4T");
+        same("create", "-f", "qcow2", "-o", "cluster_size=2M", "IMG", "1E");
+        same("create", "-f", "qcow2", "-o", "size=9223372036854775807", "IMG");
+        same("create", "-f", "qcow2", "-o", "size=9223372036854775296", "IMG");
+        same("create", "-f", "qcow2", "-o", "size=18446744073709551615", "IMG");
+        same("create", "-f", "qcow2", "-u", "-F", "raw", "-b", "b".repeat(1100), "IMG", "1M");
+        same("create", "-f", "qcow2", "-u", "-F", "raw", "-o", "cluster_size=512", "-b", "b".repeat(600), "IMG", "1M");
+    }
+
     static Stream<List<String>> optionErrors() {
         return Stream.of("compat=foo", "cluster_size=1000", "cluster_size=256", "cluster_size=4M", "cluster_size=0",
                 "cluster_size=foo", "refcount_bits=3", "refcount_bits=128", "refcount_bits=foo", "refcount_bits=0",
