@@ -19,17 +19,23 @@ public interface BlockDriver {
     BlockNode open(NodeSettings settings, NodeOptions options, OpenContext context) throws BlockException;
 
     /**
-     * Creates an image of {@code size} bytes at {@code filename}, as QEMU's
-     * bdrv_create: a protocol makes the file, a format would call its
-     * protocol's create and then write its metadata. The file name reaches
-     * the driver as the user gave it (without a "file:" prefix), since
-     * normalising it ("dir/" to "dir") would change both the outcome and
-     * the message.
+     * Creates an image at {@code filename}, as QEMU's bdrv_create: a
+     * protocol makes the file, a format calls its protocol's create and then
+     * writes its metadata. The file name reaches the driver as the user gave
+     * it (without a "file:" prefix), since normalising it ("dir/" to "dir")
+     * would change both the outcome and the message.
+     */
+    default void create(String filename, ImageCreation request) throws BlockException {
+        throw new BlockException.Unsupported("Driver '" + name() + "' does not support image creation");
+    }
+
+    /**
+     * Creates an image of {@code size} bytes with no format options.
      *
-     * @param size       unsigned 64 bits, as the user gave it; the driver rounds as its format needs
+     * @param size          unsigned 64 bits, as the user gave it; the driver rounds as its format needs
      * @param preallocation how the new space is prepared
      */
     default void create(String filename, long size, Prealloc preallocation) throws BlockException {
-        throw new BlockException.Unsupported("Driver '" + name() + "' does not support image creation");
+        create(filename, ImageCreation.of(size, preallocation));
     }
 }

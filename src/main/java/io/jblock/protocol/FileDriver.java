@@ -6,6 +6,7 @@ import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 import io.jblock.block.Choice;
 import io.jblock.block.Errno;
+import io.jblock.block.ImageCreation;
 import io.jblock.block.NodeOptions;
 import io.jblock.block.NodeSettings;
 import io.jblock.block.OpenContext;
@@ -134,7 +135,9 @@ public final class FileDriver implements BlockDriver {
      * device as its host_device protocol does (see {@link FileCreation}).
      */
     @Override
-    public void create(String filename, long size, Prealloc preallocation) throws BlockException {
+    public void create(String filename, ImageCreation request) throws BlockException {
+        long size = request.size();
+        Prealloc preallocation = request.preallocation();
         if (hostDevice) {
             FileCreation.createOnDevice(filename, size, preallocation);
         } else {

@@ -2,6 +2,9 @@ package io.jblock.cli.img;
 
 import io.jblock.block.BlockException;
 import io.jblock.block.Errno;
+import io.jblock.block.ImageCreation;
+import io.jblock.block.Prealloc;
+import io.jblock.options.DriverRegistry;
 import io.jblock.options.KeyValueParser;
 
 import java.util.List;
@@ -25,6 +28,7 @@ final class CreateCommand implements ImgCommand {
         return switch (fmt) {
             case "raw" -> CreateOptions.RAW;
             case "file" -> CreateOptions.FILE;
+            case "qcow2" -> CreateOptions.QCOW2;
             default -> null;
         };
     }
@@ -36,6 +40,7 @@ final class CreateCommand implements ImgCommand {
         String baseFmt = null;
         String options = null;
         boolean quiet = false;
+        boolean unsafe = false;
         CommandLine cl = new CommandLine(ctx, args, "F:b:f:ho:qu", CommandLine.flag("help", 'h'),
                 CommandLine.withArgument("object", OPTION_OBJECT));
         int c;
@@ -50,9 +55,7 @@ final class CreateCommand implements ImgCommand {
                 case 'f' -> fmt = cl.optarg();
                 case 'o' -> options = accumulate(ctx, options, cl.optarg());
                 case 'q' -> quiet = true;
-                case 'u' -> {
-                    // Only changes how a backing file is checked, and raw has none.
-                }
+                case 'u' -> unsafe = true;
                 case OPTION_OBJECT -> throw ObjectOption.refuse(ctx, cl.optarg());
                 default -> throw new IllegalStateException("option " + c);
             }
@@ -72,7 +75,7 @@ final class CreateCommand implements ImgCommand {
         if (operands.size() > 2) {
             throw ctx.usageError("Unexpected argument: " + operands.get(2));
         }
-        return create(ctx, filename, fmt, baseFilename, baseFmt, options, size, quiet);
+        return create(ctx, filename, fmt, new Backing(baseFilename, baseFmt, unsafe), options, size, quiet);
     }
 
     private static String accumulate(ImgContext ctx, String options, String arg) throws ImgExit {
@@ -97,8 +100,12 @@ final class CreateCommand implements ImgCommand {
         return 0;
     }
 
-    private int create(ImgContext ctx, String filename, String fmt, String baseFilename, String baseFmt,
-                       String optionText, long size, boolean quiet) throws ImgExit {
+    /** -b, -F and -u as given. */
+    private record Backing(String file, String format, boolean unsafe) {
+    }
+
+    private int create(ImgContext ctx, String filename, String fmt, Backing backing, String optionText, long size,
+                       boolean quiet) throws ImgExit {
         String prefix = filename + ": ";
         List<CreateOptions.Desc> descs = checkFormat(ctx, fmt, prefix);
         String path = checkProtocol(ctx, filename, prefix);
@@ -116,11 +123,24 @@ final class CreateCommand implements ImgCommand {
         } else if (size != -1) {
             throw ctx.fail(prefix + "The image size must be specified only once");
         }
-        if (baseFilename != null) {
-            throw ctx.fail(prefix + "Backing file not supported for file format '" + fmt + "'");
-        }
-        if (baseFmt != null) {
-            throw ctx.fail(prefix + "Backing file format not supported for file format '" + fmt + "'");
+        setBackingOptions(ctx, opts, prefix, fmt, backing);
+        String backingFile = opts.has("backing_file") ? opts.text("backing_file") : null;
+        if (backingFile != null) {
+            if (backingFile.equals(filename)) {
+                throw ctx.fail(prefix + "Error: Trying to create an image with the same filename as the backing file");
+            }
+            if (backingFile.isEmpty()) {
+                throw ctx.fail(prefix + "Expected backing file name, got empty string");
+            }
+            String backingFmt = opts.has("backing_fmt") ? opts.text("backing_fmt") : null;
+            if (!backing.unsafe()) {
+                long backingSize = openBacking(ctx, prefix, filename, backingFile, backingFmt);
+                if (opts.size("size", -1) == -1) {
+                    opts.setNumber("size", backingSize);
+                }
+            } else if (backingFmt == null) {
+                throw ctx.fail(prefix + "Backing file specified without backing format");
+            }
         }
         if (opts.size("size", -1) == -1) {
             throw ctx.fail(prefix + "Image creation needs a size parameter");
@@ -128,6 +148,9 @@ final class CreateCommand implements ImgCommand {
         if (!quiet) {
             ctx.out().print("Formatting '" + filename + "', fmt=" + fmt + " " + opts.formattingLine() + "\n");
             ctx.out().flush();
+        }
+        if (fmt.equals("qcow2")) {
+            return createFormat(ctx, prefix, fmt, path, opts, descs);
         }
         CreateOptions fileOpts = opts;
         if (!fmt.equals("file")) {
@@ -146,6 +169,77 @@ final class CreateCommand implements ImgCommand {
         } catch (BlockException e) {
             throw ctx.fail(prefix + (e.errno() == Errno.EFBIG
                     ? "The image size is too large for file format '" + fmt + "'" : e.getMessage()));
+        }
+        return 0;
+    }
+
+    /** -b and -F become the backing_file and backing_fmt options, which only some formats have. */
+    private static void setBackingOptions(ImgContext ctx, CreateOptions opts, String prefix, String fmt, Backing b)
+            throws ImgExit {
+        try {
+            if (b.file() != null) {
+                if (!opts.accepts("backing_file")) {
+                    throw ctx.fail(prefix + "Backing file not supported for file format '" + fmt + "'");
+                }
+                opts.set("backing_file", b.file(), ctx::warn);
+            }
+            if (b.format() != null) {
+                if (!opts.accepts("backing_fmt")) {
+                    throw ctx.fail(prefix + "Backing file format not supported for file format '" + fmt + "'");
+                }
+                opts.set("backing_fmt", b.format(), ctx::warn);
+            }
+        } catch (CreateOptions.Invalid e) {
+            throw ctx.fail(prefix + e.getMessage());
+        }
+    }
+
+    /**
+     * Opens the backing file as qemu-img does before it creates an overlay:
+     * read-only, shared, named relative to the new image's folder, with the
+     * given format (a missing one is an error in 7.2, after the open, with
+     * the probed format as a hint). Returns its size.
+     */
+    private static long openBacking(ImgContext ctx, String prefix, String filename, String backingFile,
+                                    String backingFmt) throws ImgExit {
+        String full = backingPath(filename, backingFile);
+        ImageOpener.Request r = new ImageOpener.Request(full, backingFmt, false, true, true);
+        try (ImageOpener.Opened o = ImageOpener.openOrThrow(ctx, r, null)) {
+            if (backingFmt == null) {
+                ctx.err().print(ctx.prog() + ": " + prefix + "Backing file specified without backing format\n"
+                        + "Detected format of " + o.drive().root().driverName() + ".");
+                throw new ImgExit(1);
+            }
+            return o.drive().length();
+        } catch (io.jblock.block.BlockException e) {
+            ctx.err().print(ctx.prog() + ": " + prefix + e.getMessage() + "\nCould not open backing image.\n");
+            throw new ImgExit(1);
+        }
+    }
+
+    /** QEMU's bdrv_get_full_backing_filename_from_filename: relative names are relative to the image's folder. */
+    static String backingPath(String filename, String backingFile) {
+        if (backingFile.startsWith("/") || QemuFormats.protocolPrefix(backingFile) != null
+                || backingFile.startsWith("json:")) {
+            return backingFile;
+        }
+        int slash = filename.lastIndexOf('/');
+        return slash < 0 ? backingFile : filename.substring(0, slash + 1) + backingFile;
+    }
+
+    /** Hands a format's options to its driver, which creates the file through its protocol. */
+    private static int createFormat(ImgContext ctx, String prefix, String fmt, String path, CreateOptions opts,
+                                    List<CreateOptions.Desc> formatDescs) throws ImgExit {
+        try {
+            DriverRegistry.standard().find(fmt).orElseThrow().create(path,
+                    new ImageCreation(opts.size("size", 0), Prealloc.OFF, opts.valuesOf(formatDescs)));
+        } catch (io.jblock.block.BlockException e) {
+            if (e.errno() == Errno.EFBIG && e.getMessage().startsWith("Failed to grow the L1 table")) {
+                // bdrv_img_create's words for EFBIG, with a hint where the format has clusters.
+                throw ctx.fail(prefix + "The image size is too large for file format '" + fmt + "'"
+                        + (opts.accepts("cluster_size") ? " (try using a larger cluster size)" : ""));
+            }
+            throw ctx.fail(prefix + e.getMessage());
         }
         return 0;
     }

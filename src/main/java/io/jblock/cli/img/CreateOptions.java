@@ -17,7 +17,7 @@ import java.util.function.Consumer;
  */
 final class CreateOptions {
     enum Type {
-        SIZE("<size>"), BOOL("<bool (on/off)>"), STRING("<str>");
+        SIZE("<size>"), NUMBER("<num>"), BOOL("<bool (on/off)>"), STRING("<str>");
 
         private final String shown;
 
@@ -26,8 +26,14 @@ final class CreateOptions {
         }
     }
 
-    /** One option a format accepts, with qemu's help text for it. */
-    record Desc(String name, Type type, String help) {
+    /**
+     * One option a format accepts, with qemu's help text for it and the
+     * default the "Formatting" line shows when it is not set (null: not shown).
+     */
+    record Desc(String name, Type type, String help, String shownDefault) {
+        Desc(String name, Type type, String help) {
+            this(name, type, help, null);
+        }
     }
 
     /** An option failed to parse; the message is qemu's, hint lines included. */
@@ -48,6 +54,35 @@ final class CreateOptions {
             new Desc("preallocation", Type.STRING, "Preallocation mode (allowed values: off)"));
     /** The raw format's own options; the file protocol's come after them. */
     static final List<Desc> RAW = List.of(SIZE);
+
+    /**
+     * qcow2's options, in the order of its "Formatting" line (QEMU's
+     * qcow2_create_opts), with the defaults that line shows.
+     */
+    static final List<Desc> QCOW2 = List.of(
+            new Desc("encryption", Type.BOOL,
+                    "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)"),
+            new Desc("encrypt.format", Type.STRING, "Encrypt the image, format choices: 'aes', 'luks'"),
+            new Desc("encrypt.key-secret", Type.STRING, "ID of secret providing qcow AES key or LUKS passphrase"),
+            new Desc("encrypt.cipher-alg", Type.STRING, "Name of encryption cipher algorithm"),
+            new Desc("encrypt.cipher-mode", Type.STRING, "Name of encryption cipher mode"),
+            new Desc("encrypt.ivgen-alg", Type.STRING, "Name of IV generator algorithm"),
+            new Desc("encrypt.ivgen-hash-alg", Type.STRING, "Name of IV generator hash algorithm"),
+            new Desc("encrypt.hash-alg", Type.STRING, "Name of encryption hash algorithm"),
+            new Desc("encrypt.iter-time", Type.NUMBER, "Time to spend in PBKDF in milliseconds"),
+            new Desc("cluster_size", Type.SIZE, "qcow2 cluster size", "65536"),
+            new Desc("extended_l2", Type.BOOL, "Extended L2 tables", "off"),
+            new Desc("preallocation", Type.STRING, "Preallocation mode (allowed values: off, metadata, falloc, full)"),
+            new Desc("compression_type", Type.STRING, "Compression method used for image cluster compression",
+                    "zlib"),
+            SIZE,
+            new Desc("compat", Type.STRING, "Compatibility level (v2 [0.10] or v3 [1.1])"),
+            new Desc("backing_file", Type.STRING, "File name of a base image"),
+            new Desc("backing_fmt", Type.STRING, "Image format of the base image"),
+            new Desc("data_file", Type.STRING, "File name of an external data file"),
+            new Desc("data_file_raw", Type.BOOL, "The external data file must stay valid as a raw image"),
+            new Desc("lazy_refcounts", Type.BOOL, "Postpone refcount updates", "off"),
+            new Desc("refcount_bits", Type.NUMBER, "Width of a reference count entry in bits", "16"));
 
     private static final String SIZE_HINT = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, "
             + "peta-\nand exabytes, respectively.";
@@ -106,6 +141,7 @@ final class CreateOptions {
                 }
                 number = r.value();
             }
+            case NUMBER -> number = parseNumber(name, text);
             case STRING -> {
             }
         }
@@ -116,6 +152,32 @@ final class CreateOptions {
     void setNumber(String name, long value) {
         Desc d = descs.stream().filter(x -> x.name().equals(name)).findFirst().orElseThrow();
         values.add(new Value(d, Long.toUnsignedString(value), value));
+    }
+
+    /** Whether the option exists for this format (set or not). */
+    boolean accepts(String name) {
+        return descs.stream().anyMatch(d -> d.name().equals(name));
+    }
+
+    /**
+     * The options of {@code only} that were set, as a driver reads them:
+     * sizes and numbers in decimal, booleans as "on" or "off", strings as given.
+     */
+    java.util.Map<String, String> valuesOf(List<Desc> only) {
+        java.util.Map<String, String> out = new java.util.LinkedHashMap<>();
+        for (Desc d : only) {
+            Value v = find(d.name());
+            if (v == null || d.name().equals("size")) {
+                continue;
+            }
+            out.put(d.name(), switch (d.type()) {
+                case SIZE -> Long.toUnsignedString(v.number());
+                case NUMBER -> Long.toString(v.number());
+                case BOOL -> List.of("on", "yes", "true", "y").contains(v.text()) ? "on" : "off";
+                case STRING -> v.text();
+            });
+        }
+        return out;
     }
 
     boolean has(String name) {
@@ -146,10 +208,14 @@ final class CreateOptions {
         for (Desc d : descs) {
             Value v = find(d.name());
             if (v == null) {
+                if (d.shownDefault() != null) {
+                    parts.add(d.name() + "=" + d.shownDefault());
+                }
                 continue;
             }
             parts.add(switch (d.type()) {
                 case SIZE -> d.name() + "=" + v.number();
+                case NUMBER -> d.name() + "=" + v.number();
                 case BOOL -> d.name() + "=" + v.text();
                 case STRING -> d.name() + "=" + v.text().replace(",", ",,");
             });
@@ -178,6 +244,42 @@ final class CreateOptions {
                     .append(" - ").append(d.help()).append('\n');
         });
         return sb.toString();
+    }
+
+    /**
+     * QEMU's parse_option_number (qemu_strtou64, base 0): leading blanks, a
+     * sign (a minus wraps around, as strtoull), then decimal, 0x hex or 0
+     * octal digits and nothing after them.
+     */
+    static long parseNumber(String name, String text) throws Invalid {
+        int i = 0;
+        while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
+            i++;
+        }
+        boolean negative = false;
+        if (i < text.length() && (text.charAt(i) == '+' || text.charAt(i) == '-')) {
+            negative = text.charAt(i) == '-';
+            i++;
+        }
+        int radix = 10;
+        if (text.startsWith("0x", i) || text.startsWith("0X", i)) {
+            radix = 16;
+            i += 2;
+        } else if (text.startsWith("0", i) && i + 1 < text.length()) {
+            radix = 8;
+            i += 1;
+        }
+        String digits = text.substring(i);
+        int base = radix;
+        if (digits.isEmpty() || !digits.chars().allMatch(c -> Character.digit(c, base) >= 0)) {
+            throw new Invalid("Parameter '" + name + "' expects a number");
+        }
+        java.math.BigInteger v = new java.math.BigInteger(digits, radix);
+        if (v.bitLength() > 64) {
+            throw new Invalid("Value '" + text + "' is out of range for parameter '" + name + "'");
+        }
+        long n = v.longValue();
+        return negative ? -n : n;
     }
 
     private Value find(String name) {

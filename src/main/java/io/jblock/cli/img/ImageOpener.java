@@ -95,6 +95,12 @@ final class ImageOpener {
         }
     }
 
+    /** Opens as the default request does, letting a {@link BlockException} through (create's backing probe). */
+    static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts)
+            throws BlockException {
+        return openOrThrow(ctx, r, imageOpts, Tuning.DEFAULT, c -> { });
+    }
+
     private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
                                       Tuning tuning, java.util.function.Consumer<DriveConfig> settings)
             throws BlockException {

@@ -4,6 +4,7 @@ import io.jblock.block.BlockDriver;
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 import io.jblock.block.Errno;
+import io.jblock.block.ImageCreation;
 import io.jblock.block.NodeOptions;
 import io.jblock.block.NodeSettings;
 import io.jblock.block.OpenContext;
@@ -49,6 +50,12 @@ public final class Qcow2Driver implements BlockDriver {
     @Override
     public boolean isProtocol() {
         return false;
+    }
+
+    /** Creates an image as QEMU's qcow2 driver does ({@link Qcow2Creator}). */
+    @Override
+    public void create(String filename, ImageCreation request) throws BlockException {
+        Qcow2Creator.create(filename, request);
     }
 
     static BlockException.Unsupported readOnlyOnly() {

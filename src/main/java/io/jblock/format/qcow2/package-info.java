@@ -36,5 +36,13 @@
  * where QEMU refuses the image too, and always naming the bad value; nothing
  * an image says makes jblock allocate more than QEMU's limits allow or read
  * outside the image file.
+ *
+ * <h2>Creation</h2>
+ * {@link io.jblock.format.qcow2.Qcow2Creator} (behind {@code Qcow2Driver.create})
+ * and {@link io.jblock.format.qcow2.Qcow2Measure} are doors too.
+ * {@code Qcow2CreateSpec} checks the options in QEMU's order;
+ * {@code Qcow2CreateLayout} models QEMU's cluster allocator so that new
+ * images (L1, refcount growth, metadata/falloc/full preallocation) are the
+ * same byte for byte; {@code Qcow2CreateHeader} writes the header cluster.
  */
 package io.jblock.format.qcow2;

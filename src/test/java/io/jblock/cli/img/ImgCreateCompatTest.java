@@ -315,11 +315,11 @@ class ImgCreateCompatTest {
 
     @Test
     void formatsQemuHasAndJblockNotYetAreRefusedByName() throws Exception {
-        QemuImgOracle.Run run = QemuImgOracle.jblock(withImage("create", "-f", "qcow2", "IMG", "1M"));
+        QemuImgOracle.Run run = QemuImgOracle.jblock(withImage("create", "-f", "vmdk", "IMG", "1M"));
         assertThat(run.status()).isEqualTo(1);
         assertThat(run.out()).isEmpty();
         assertThat(run.err()).isEqualTo("qemu-img: " + image
-                + ": creating qcow2 images is not available yet in this version of jblock\n");
+                + ": creating vmdk images is not available yet in this version of jblock\n");
         assertThat(image).doesNotExist();
         QemuImgOracle.Run help = QemuImgOracle.jblock(args("create", "-f", "vmdk", "-o", "help"));
         assertThat(help.err()).isEqualTo("qemu-img: creating vmdk images is not available yet in this version of "
