@@ -9,17 +9,23 @@ import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
 
+
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * A qcow2 image, read side: guest reads through the cluster map, from this
- * image's file (or its external data file), from compressed clusters, from
- * the backing file, or as zeroes. Read-only in this version; the driver
- * refuses a read-write open before a node exists.
+ * A qcow2 image: guest reads through the cluster map, from this image's file
+ * (or its external data file), from compressed clusters, from the backing
+ * file, or as zeroes; guest writes, zero-writes and discards through
+ * {@link Qcow2Writes} when opened read-write.
+ *
+ * <p>One metadata lock guards the L1 table, the L2 and refcount caches and
+ * the allocator; it is never held during guest data I/O, so requests on
+ * different clusters run in parallel.
  */
 public final class Qcow2Node extends BlockNode {
     private static final byte[] ZEROES = new byte[64 * 1024];
@@ -30,11 +36,16 @@ public final class Qcow2Node extends BlockNode {
     private final BlockNode file;
     private final BlockNode dataFile;
     private final BlockNode backing;
-    private final long fileLength;
-    private final long dataLength;
+    private volatile long fileLength;
+    private volatile long dataLength;
     private final Qcow2ClusterMap map;
     private final Qcow2Refcounts refcounts;
     private final List<Qcow2Snapshots.Snapshot> snapshots;
+    private final ReentrantLock meta = new ReentrantLock();
+    /** Null on a read-only image. */
+    private final Qcow2Writes writes;
+    /** Set once the image was found corrupt while writing: every later request fails (QEMU drops the driver). */
+    private volatile String corruption;
     /** The last compressed cluster decoded, by its L2 entry: sequential reads of one cluster decode it once. */
     private volatile Decoded lastDecoded;
     /** Whether the image looks preallocated (decided on first use, as QEMU does): see {@link #dataStatus}. */
@@ -55,9 +66,17 @@ public final class Qcow2Node extends BlockNode {
         this.backing = backing;
         this.fileLength = fileLength;
         this.dataLength = dataFile != null ? dataFile.length() : fileLength;
-        this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1);
+        this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1, header.l1TableOffset());
         this.refcounts = new Qcow2Refcounts(file, fileLength, header);
         this.snapshots = snapshots;
+        if (settings.readOnly()) {
+            this.writes = null;
+        } else {
+            map.enableWrites(refcounts);
+            refcounts.setOverlapCheck(this::checkOverlap);
+            this.writes = new Qcow2Writes(this, geometry, header.version(), file, dataFile, header.dataFileRaw(),
+                    backing != null, map, refcounts, meta);
+        }
     }
 
     /** The internal snapshots, in table order. */
@@ -79,11 +98,6 @@ public final class Qcow2Node extends BlockNode {
     }
 
     @Override
-    public Capabilities capabilities() {
-        return new Capabilities(false, false, false, 1, Capabilities.MAX_TRANSFER);
-    }
-
-    @Override
     public long length() {
         return header.size();
     }
@@ -95,12 +109,22 @@ public final class Qcow2Node extends BlockNode {
 
     /** The reference count of the host cluster at {@code hostOffset}. */
     public long refcount(long hostOffset) throws BlockException {
-        return refcounts.refcount(hostOffset);
+        meta.lock();
+        try {
+            return refcounts.refcount(hostOffset);
+        } finally {
+            meta.unlock();
+        }
     }
 
     /** How many L2 slices the cache holds now; never more than its bound. */
     int cachedL2Slices() {
-        return map.cachedSlices();
+        meta.lock();
+        try {
+            return map.cachedSlices();
+        } finally {
+            meta.unlock();
+        }
     }
 
     /** The most L2 slices the cache holds. */
@@ -118,7 +142,7 @@ public final class Qcow2Node extends BlockNode {
         long pos = offset;
         long end = offset + n;
         while (pos < end) {
-            Qcow2ClusterMap.Extent e = map.lookup(pos, end - pos);
+            Qcow2ClusterMap.Extent e = lookup(pos, end - pos);
             int len = (int) e.length();
             d.limit(d.position() + len);
             switch (e.type()) {
@@ -194,7 +218,7 @@ public final class Qcow2Node extends BlockNode {
 
     @Override
     protected BlockStatus doBlockStatus(long offset, long length) throws BlockException {
-        Qcow2ClusterMap.Extent e = map.lookup(offset, length);
+        Qcow2ClusterMap.Extent e = lookup(offset, length);
         return switch (e.type()) {
             case NORMAL -> dataStatus(e.hostOffset(), e.length());
             case COMPRESSED -> new BlockStatus(e.length(), BlockStatus.DATA | BlockStatus.ALLOCATED, 1);
@@ -238,7 +262,12 @@ public final class Qcow2Node extends BlockNode {
                 long real = allocated / geometry.clusterSize();
                 long threshold = Math.max(real * 10 / 9, real + 2);
                 long end = ceilDiv(fileLength, geometry.clusterSize());
-                known = refcounts.countReferenced(end, threshold) > threshold;
+                meta.lock();
+                try {
+                    known = refcounts.countReferenced(end, threshold) > threshold;
+                } finally {
+                    meta.unlock();
+                }
             }
             metadataPreallocated = known;
         }
@@ -258,16 +287,181 @@ public final class Qcow2Node extends BlockNode {
         return new BlockStatus(s.length(), flags, s.depth() == 0 ? 0 : s.depth() + 1);
     }
 
-    // ---------------------------------------------------------------- writes (not yet)
+    // ---------------------------------------------------------------- writes
+
+    private Qcow2ClusterMap.Extent lookup(long offset, long max) throws BlockException {
+        meta.lock();
+        try {
+            return map.lookup(offset, max);
+        } finally {
+            meta.unlock();
+        }
+    }
 
     @Override
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
-        throw Qcow2Driver.readOnlyOnly();
+        checkInside(offset, src.remaining());
+        checkUsable();
+        writes.write(offset, src);
+        src.position(src.limit());
     }
 
     @Override
     protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
-        throw Qcow2Driver.readOnlyOnly();
+        checkInside(offset, length);
+        checkUsable();
+        writes.writeZeroes(offset, length, flags);
+    }
+
+    @Override
+    protected void doDiscard(long offset, long length) throws BlockException {
+        checkInside(offset, length);
+        checkUsable();
+        writes.discard(offset, length);
+    }
+
+    /** Step one of a flush: dirty refcount blocks, then dirty L2 slices, reach the file (runs under no-flush too). */
+    @Override
+    public void flushToOs() throws BlockException {
+        if (writes == null) {
+            return;
+        }
+        meta.lock();
+        try {
+            if (refcounts.hasDirty() || map.hasDirty()) {
+                file.debugEvent(io.jblock.block.DebugEvent.FLUSH_TO_OS);
+            }
+            map.writeDirty();
+            refcounts.flush();
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    @Override
+    public void close() throws BlockException {
+        BlockException first = null;
+        if (writes != null && corruption == null) {
+            try {
+                flushToOs();
+            } catch (BlockException e) {
+                first = e;
+            }
+        }
+        try {
+            super.close();
+        } catch (BlockException e) {
+            if (first == null) {
+                first = e;
+            }
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        return new Capabilities(false, writes != null && header.version() >= 3, writes != null, 1,
+                Capabilities.MAX_TRANSFER);
+    }
+
+    /** Guest bytes as the image reads them now (copy-on-write sources). */
+    void readGuest(long offset, ByteBuffer dst) throws BlockException {
+        doRead(offset, dst);
+    }
+
+    /** Whether guest bytes read as zero, by block status (QEMU's is_zero); an empty range does. */
+    boolean readsAsZero(long offset, long length) throws BlockException {
+        long pos = offset;
+        while (pos < offset + length) {
+            BlockStatus s = doBlockStatus(pos, offset + length - pos);
+            if ((s.flags() & BlockStatus.ZERO) == 0) {
+                return false;
+            }
+            pos += s.length();
+        }
+        return true;
+    }
+
+    /** Guest data reached host offset {@code end} of the data file (or this image's file). */
+    void dataGrew(long end) {
+        if (dataFile != null) {
+            if (end > dataLength) {
+                dataLength = end;
+            }
+        } else {
+            fileGrew(end);
+        }
+    }
+
+    private void fileGrew(long end) {
+        if (end > fileLength) {
+            fileLength = end;
+            if (dataFile == null && end > dataLength) {
+                dataLength = end;
+            }
+        }
+        map.fileGrew(end);
+        refcounts.fileGrew(end);
+    }
+
+    void checkUsable() throws BlockException {
+        String c = corruption;
+        if (c != null) {
+            throw new BlockException(Errno.EIO, "qcow2 image is corrupt (" + c + "); no further requests");
+        }
+    }
+
+    /**
+     * QEMU's qcow2_pre_write_overlap_check, the cheap part: a newly allocated
+     * range must not overlap the header, the active L1 table, the refcount
+     * table or blocks, or an active L2 table. One that does means the
+     * refcounts are wrong: the image is marked corrupt and the write fails.
+     */
+    private void checkOverlap(long offset, long length, String what) throws BlockException {
+        String with = null;
+        if (offset < geometry.clusterSize()) {
+            with = "qcow2_header";
+        } else if (overlaps(offset, length, map.l1Offset(), map.l1Size() * 8L)) {
+            with = "active L1 table";
+        } else if (overlaps(offset, length, refcounts.tableOffset(), refcounts.tableBytes())) {
+            with = "refcount table";
+        } else if (refcounts.overlapsBlock(offset, length)) {
+            with = "refcount block";
+        } else if (map.overlapsL2(offset, length)) {
+            with = "active L2 table";
+        }
+        if (with != null) {
+            throw markCorrupt("Preventing invalid allocation of " + what + " at offset "
+                    + Qcow2ClusterMap.hex(offset) + " (overlaps with " + with + ")");
+        }
+    }
+
+    private static boolean overlaps(long a, long aLen, long b, long bLen) {
+        return bLen > 0 && a < b + bLen && b < a + aLen;
+    }
+
+    /**
+     * QEMU's qcow2_signal_corruption: the corrupt bit goes into a version 3
+     * header, the message to the log, and the node refuses every later request.
+     */
+    BlockException markCorrupt(String message) {
+        if (corruption == null) {
+            corruption = message;
+            System.getLogger("io.jblock.format.qcow2").log(System.Logger.Level.ERROR,
+                    "qcow2: Marking image as corrupt: " + message + "; further corruption events will be suppressed");
+            if (header.version() >= 3) {
+                try {
+                    file.write(72, ByteBuffer.allocate(8).putLong(0,
+                            header.incompatibleFeatures() | Qcow2Header.INCOMPAT_CORRUPT), 0);
+                    file.flush();
+                } catch (BlockException e) {
+                    // The request fails anyway; the image stays unusable in this process.
+                }
+            }
+        }
+        return new BlockException.Corrupt(message);
     }
 
     // ---------------------------------------------------------------- info
@@ -303,7 +497,7 @@ public final class Qcow2Node extends BlockNode {
 
     private void checkInside(long offset, long n) throws BlockException {
         if (offset > header.size() - n) {
-            throw new BlockException.BadRequest(Errno.EIO, "read outside the image: offset " + offset
+            throw new BlockException.BadRequest(Errno.EIO, "request outside the image: offset " + offset
                     + ", length " + n + ", image size " + header.size());
         }
     }
