@@ -334,19 +334,6 @@ final class Qcow2Refcounts {
         }
     }
 
-    /** Allocates the host clusters at {@code offset} (an external raw data file's fixed place). */
-    void allocateAt(long offset, long length) throws BlockException {
-        long first = offset >>> clusterBits;
-        long last = (offset + length - 1) >>> clusterBits;
-        for (long c = first; c <= last; c++) {
-            if (get(c) != 0) {
-                throw new BlockException.Corrupt("Host cluster 0x" + Long.toHexString(c << clusterBits)
-                        + " of the raw external data file is already allocated");
-            }
-        }
-        update(offset, length, 1);
-    }
-
     private long findFree(long from, int n) throws BlockException {
         long c = from;
         int run = 0;

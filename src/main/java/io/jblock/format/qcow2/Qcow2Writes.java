@@ -148,27 +148,29 @@ final class Qcow2Writes {
             }
         }
         long newHost;
-        meta.lock();
-        try {
-            if (dataFileRaw) {
-                newHost = clusterGuest;
-                refcounts.allocateAt(newHost, cs);
-            } else {
+        if (g.externalData()) {
+            // QEMU keeps an external data file's clusters at their guest offsets, and counts no references to them.
+            newHost = clusterGuest;
+        } else {
+            meta.lock();
+            try {
                 newHost = refcounts.allocate(1, "data cluster");
+            } finally {
+                meta.unlock();
             }
-        } finally {
-            meta.unlock();
         }
         try {
             ByteBuffer buf = cowBuffer(clusterGuest, spanStart, spanEnd, inCluster, src);
             file.debugEvent(spanEnd - spanStart == len ? DebugEvent.WRITE_AIO : DebugEvent.COW_WRITE);
             writeData(newHost + spanStart, buf);
         } catch (BlockException | RuntimeException e) {
-            meta.lock();
-            try {
-                refcounts.free(newHost, cs);
-            } finally {
-                meta.unlock();
+            if (!g.externalData()) {
+                meta.lock();
+                try {
+                    refcounts.free(newHost, cs);
+                } finally {
+                    meta.unlock();
+                }
             }
             throw e;
         }
@@ -251,7 +253,7 @@ final class Qcow2Writes {
             return;
         }
         long host = entry & Qcow2L2Entry.OFFSET_MASK;
-        if (host != 0 || (g.externalData() && (entry & Qcow2L2Entry.COPIED) != 0)) {
+        if (host != 0 && !g.externalData()) {
             refcounts.free(host, g.clusterSize());
         }
     }
@@ -409,8 +411,10 @@ final class Qcow2Writes {
         for (long entry : freed) {
             freeAny(entry);
             long host = entry & Qcow2L2Entry.OFFSET_MASK;
-            if ((entry & Qcow2L2Entry.COMPRESSED) == 0 && host != 0 && !dataFileRaw
-                    && refcounts.refcount(host) == 0) {
+            if ((entry & Qcow2L2Entry.COMPRESSED) != 0 || dataFileRaw) {
+                continue;
+            }
+            if (g.externalData() || (host != 0 && refcounts.refcount(host) == 0)) {
                 data.discard(host, g.clusterSize());
             }
         }
@@ -440,6 +444,11 @@ final class Qcow2Writes {
         long last = clusterOf(end - 1);
         clusters.acquire(first, last);
         try {
+            if (dataFileRaw) {
+                // QEMU only passes the discard down, which may leave old bytes in the raw file; jblock keeps the
+                // raw data file equal to what the guest reads (zero) by zeroing it there.
+                data.writeZeroes(start, end - start, WriteFlags.MAY_UNMAP);
+            }
             meta.lock();
             try {
                 node.checkUsable();

@@ -55,7 +55,10 @@ class Qcow2WriteInteropTest {
                 Arguments.of("lazy_refcounts=on", false, false),
                 Arguments.of("compression_type=zstd", true, false),
                 Arguments.of("compat=1.1", false, true),
-                Arguments.of("compat=0.10", true, true));
+                Arguments.of("compat=0.10", true, true),
+                Arguments.of("data_file=@", false, false),
+                Arguments.of("data_file=@,data_file_raw=on", false, false),
+                Arguments.of("data_file=@,extended_l2=on", false, true));
     }
 
     @ParameterizedTest(name = "{0} prefilled={1} backing={2}")
@@ -67,6 +70,8 @@ class Qcow2WriteInteropTest {
                 + " seed " + seed);
         Random r = new Random(seed);
         Path img = dir.resolve("img.qcow2");
+        Path dataFile = dir.resolve("data.raw");
+        options = options.replace("@", dataFile.toString());
         List<String> create = new ArrayList<>(List.of("create", "-q", "-f", "qcow2", "-o", options));
         byte[] backingBytes = new byte[(int) SIZE];
         if (withBacking) {
@@ -137,6 +142,9 @@ class Qcow2WriteInteropTest {
             QemuImages.assertSameBytes(back, shadow, "jblock reads what it wrote (seed " + seed + ")");
         }
         assertCleanAndEqual(img, shadow, seed);
+        if (options.contains("data_file_raw=on")) {
+            QemuImages.assertSameBytes(Files.readAllBytes(dataFile), shadow, "the raw data file (seed " + seed + ")");
+        }
     }
 
     @Test
