@@ -142,6 +142,7 @@ class Qcow2WriteInteropTest {
             QemuImages.assertSameBytes(back, shadow, "jblock reads what it wrote (seed " + seed + ")");
         }
         assertCleanAndEqual(img, shadow, seed);
+        Qcow2BlockStatusInteropTest.assertMapsAsQemu(img, withBacking ? 2 : 1);
         if (options.contains("data_file_raw=on")) {
             QemuImages.assertSameBytes(Files.readAllBytes(dataFile), shadow, "the raw data file (seed " + seed + ")");
         }
