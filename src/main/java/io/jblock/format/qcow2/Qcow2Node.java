@@ -8,6 +8,7 @@ import io.jblock.block.Capabilities;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
+import io.jblock.block.WriteFlags;
 
 
 import java.nio.ByteBuffer;
@@ -51,7 +52,10 @@ public final class Qcow2Node extends BlockNode {
     /** Whether the image looks preallocated (decided on first use, as QEMU does): see {@link #dataStatus}. */
     private volatile Boolean metadataPreallocated;
 
-    private record Decoded(long entry, byte[] data) {
+    /** Bumped whenever compressed data is written: the same L2 entry value may then mean new bytes. */
+    private final java.util.concurrent.atomic.AtomicLong compressedGeneration = new java.util.concurrent.atomic.AtomicLong();
+
+    private record Decoded(long entry, long generation, byte[] data) {
     }
 
     Qcow2Node(NodeSettings settings, Qcow2Header header, Qcow2Extensions extensions, BlockNode file,
@@ -171,8 +175,9 @@ public final class Qcow2Node extends BlockNode {
 
     private void readCompressed(long guest, long entry, ByteBuffer d) throws BlockException {
         Decoded dec = lastDecoded;
-        if (dec == null || dec.entry() != entry) {
-            dec = new Decoded(entry, decompress(guest, entry));
+        long generation = compressedGeneration.get();
+        if (dec == null || dec.entry() != entry || dec.generation() != generation) {
+            dec = new Decoded(entry, generation, decompress(guest, entry));
             lastDecoded = dec;
         }
         int inCluster = (int) (guest & (geometry.clusterSize() - 1));
@@ -302,8 +307,17 @@ public final class Qcow2Node extends BlockNode {
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
         checkInside(offset, src.remaining());
         checkUsable();
-        writes.write(offset, src);
+        if (WriteFlags.has(flags, WriteFlags.COMPRESSED)) {
+            writes.writeCompressed(offset, src, header.compressionType());
+        } else {
+            writes.write(offset, src);
+        }
         src.position(src.limit());
+    }
+
+    @Override
+    protected boolean supportsCompressedWrites() {
+        return writes != null;
     }
 
     @Override
@@ -382,6 +396,12 @@ public final class Qcow2Node extends BlockNode {
             pos += s.length();
         }
         return true;
+    }
+
+    /** Compressed bytes are about to be written: forget the last decoded cluster. */
+    void compressedWritten() {
+        compressedGeneration.incrementAndGet();
+        lastDecoded = null;
     }
 
     /** Guest data reached host offset {@code end} of the data file (or this image's file). */

@@ -53,6 +53,8 @@ final class Qcow2Refcounts {
     private final LinkedHashMap<Long, Block> cache = new LinkedHashMap<>(16, 0.75f, true);
     /** No free cluster below this one (QEMU's free_cluster_index). */
     private long freeHint;
+    /** Where the next compressed cluster may start inside the last one's host cluster; 0: nowhere (QEMU's free_byte_offset). */
+    private long freeByteOffset;
     /** Checks a newly allocated range against the image's other metadata before it is used. */
     private OverlapCheck overlapCheck = (offset, length, what) -> { };
 
@@ -292,8 +294,13 @@ final class Qcow2Refcounts {
             }
             write(b.data, index, v);
             b.dirty = true;
-            if (v == 0 && c < freeHint) {
-                freeHint = c;
+            if (v == 0) {
+                if (c < freeHint) {
+                    freeHint = c;
+                }
+                if (freeByteOffset != 0 && freeByteOffset >>> clusterBits == c) {
+                    freeByteOffset = 0; // the cluster is free now: it may go to anything
+                }
             }
         }
     }
@@ -332,6 +339,29 @@ final class Qcow2Refcounts {
             }
             return start << clusterBits;
         }
+    }
+
+    /**
+     * Room for {@code size} bytes of compressed data (QEMU's qcow2_alloc_bytes):
+     * after the previous compressed cluster when it fits in the rest of that
+     * host cluster, else at the start of new clusters. Every host cluster the
+     * bytes touch gains one reference.
+     */
+    long allocateBytes(int size) throws BlockException {
+        file.debugEvent(DebugEvent.CLUSTER_ALLOC_BYTES);
+        long offset = freeByteOffset;
+        if (offset != 0 && get(offset >>> clusterBits) == maxRefcount()) {
+            offset = 0; // one more reference would overflow the count (1-bit refcounts): start a new cluster
+        }
+        if (offset != 0 && (offset & (clusterSize() - 1)) + size <= clusterSize()) {
+            update(offset, size, 1);
+        } else {
+            int clusters = (int) ((size + clusterSize() - 1) >>> clusterBits);
+            offset = allocate(clusters, "compressed cluster");
+        }
+        long next = offset + size;
+        freeByteOffset = (next & (clusterSize() - 1)) == 0 ? 0 : next;
+        return offset;
     }
 
     private long findFree(long from, int n) throws BlockException {

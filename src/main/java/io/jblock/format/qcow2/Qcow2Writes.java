@@ -189,6 +189,85 @@ final class Qcow2Writes {
         }
     }
 
+    // ---------------------------------------------------------------- compressed writes
+
+    /**
+     * QEMU's qcow2_co_pwritev_compressed_part: whole clusters at cluster
+     * boundaries (the image's last, partial cluster too), each into a cluster
+     * that holds nothing yet. A cluster that does not get smaller is written
+     * uncompressed, as QEMU does.
+     */
+    void writeCompressed(long offset, ByteBuffer src, int compressionType) throws BlockException {
+        if (g.externalData()) {
+            throw new BlockException(Errno.ENOTSUP, "Compressed writes are not supported in an image with an"
+                    + " external data file");
+        }
+        long cs = g.clusterSize();
+        int n = src.remaining();
+        if ((offset & (cs - 1)) != 0) {
+            throw new BlockException.BadRequest(Errno.EINVAL, "Compressed writes must start at a cluster boundary"
+                    + " (offset " + offset + ", cluster size " + cs + ")");
+        }
+        if ((n & (cs - 1)) != 0 && offset + n != node.length()) {
+            throw new BlockException.BadRequest(Errno.EINVAL, "Compressed writes must be whole clusters"
+                    + " (length " + n + ", cluster size " + cs + ") or end at the end of the image");
+        }
+        ByteBuffer s = src.duplicate();
+        for (long pos = offset; s.hasRemaining(); ) {
+            int len = (int) Math.min(cs, s.remaining());
+            ByteBuffer part = s.duplicate().limit(s.position() + len);
+            long c = clusterOf(pos);
+            clusters.acquire(c, c);
+            try {
+                writeCompressedCluster(pos, part, compressionType);
+            } finally {
+                clusters.release(c, c);
+            }
+            s.position(s.position() + len);
+            pos += len;
+        }
+    }
+
+    private void writeCompressedCluster(long pos, ByteBuffer part, int compressionType) throws BlockException {
+        byte[] cluster = new byte[(int) g.clusterSize()];
+        part.duplicate().get(cluster, 0, part.remaining());
+        byte[] z = Qcow2Compression.compress(compressionType, cluster);
+        if (z == null) {
+            writeInCluster(pos, part);
+            return;
+        }
+        long host;
+        meta.lock();
+        try {
+            node.checkUsable();
+            Qcow2ClusterMap.Slot slot = map.slotForWrite(pos);
+            if ((slot.entry() & Qcow2L2Entry.OFFSET_MASK) != 0 || (slot.entry() & Qcow2L2Entry.COMPRESSED) != 0) {
+                // QEMU: compression cannot overwrite anything.
+                throw new BlockException(Errno.EIO, "Cannot write a compressed cluster at guest offset "
+                        + Qcow2ClusterMap.hex(pos) + ": the cluster is already allocated");
+            }
+            host = refcounts.allocateBytes(z.length);
+        } finally {
+            meta.unlock();
+        }
+        file.debugEvent(DebugEvent.WRITE_COMPRESSED);
+        node.compressedWritten();
+        data.write(host, ByteBuffer.wrap(z), 0);
+        node.dataGrew(host + z.length);
+        long sectors = (host + z.length - 1) / 512 - host / 512;
+        long entry = host | Qcow2L2Entry.COMPRESSED | (sectors << (62 - (g.clusterBits() - 8)));
+        meta.lock();
+        try {
+            Qcow2ClusterMap.Slot slot = map.slotForWrite(pos);
+            file.debugEvent(DebugEvent.L2_UPDATE_COMPRESSED);
+            // Compressed clusters never have COPIED; with extended L2 their bitmap is 0.
+            map.set(slot, entry, 0);
+            map.trim();
+        } finally {
+            meta.unlock();
+        }
+    }
+
     private void writeInPlace(long clusterGuest, long host, long entry, long bitmap, int inCluster, ByteBuffer src,
                               long touched, int scFirst, int scLast) throws BlockException {
         boolean allData = g.extendedL2() ? (bitmap & touched) == touched : (entry & Qcow2L2Entry.ZERO) == 0;
