@@ -343,10 +343,12 @@ final class Qcow2Writes {
      * QEMU's qcow2_co_pwrite_zeroes: version 3 marks whole subclusters zero
      * (freeing them with MAY_UNMAP); a partial subcluster is done the same way
      * when the rest of it already reads as zero, else with a buffer of zeroes
-     * (or ENOTSUP under NO_FALLBACK). Version 2 has no zero flag: zero buffers.
+     * (or ENOTSUP under NO_FALLBACK). Version 2 has no zero flag: without a
+     * backing file QEMU deallocates the clusters instead (an unallocated
+     * cluster reads as zero there), with one it writes zero buffers.
      */
     void writeZeroes(long offset, long length, int flags) throws BlockException {
-        if (version < 3) {
+        if (version < 3 && hasBacking) {
             fallback(offset, length, flags);
             return;
         }
@@ -404,6 +406,14 @@ final class Qcow2Writes {
 
     /** Marks subcluster-aligned guest bytes as zero (QEMU's qcow2_subcluster_zeroize). */
     private void zeroize(long offset, long length, int flags) throws BlockException {
+        if (version < 3) {
+            for (long chunkStart = offset; chunkStart < offset + length; ) {
+                long chunkEnd = Math.min(offset + length, (clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits());
+                discardChunk(chunkStart, chunkEnd);
+                chunkStart = chunkEnd;
+            }
+            return;
+        }
         if (dataFileRaw) {
             data.writeZeroes(offset, length, flags & WriteFlags.MAY_UNMAP);
         }
