@@ -365,6 +365,13 @@ final class Qcow2ClusterMap {
         return false;
     }
 
+    /** Drops the cached slices of an L2 table that is being freed (whatever they held no longer matters). */
+    void forget(long l2Offset) {
+        for (long at = 0; at < g.clusterSize(); at += sliceBytes) {
+            cache.remove(l2Offset + at);
+        }
+    }
+
     /** Changes one L2 entry in the cache. */
     void set(Slot slot, long entry, long bitmap) {
         slot.slice.words[slot.index] = entry;

@@ -8,6 +8,7 @@ import io.jblock.block.Capabilities;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
+import io.jblock.block.Prealloc;
 import io.jblock.block.WriteFlags;
 
 
@@ -43,6 +44,8 @@ public final class Qcow2Node extends BlockNode {
     private final Qcow2Refcounts refcounts;
     private final List<Qcow2Snapshots.Snapshot> snapshots;
     private final ReentrantLock meta = new ReentrantLock();
+    /** The virtual size: the header's, until a resize changes it. */
+    private volatile long size;
     /** Null on a read-only image. */
     private final Qcow2Writes writes;
     /** Set once the image was found corrupt while writing: every later request fails (QEMU drops the driver). */
@@ -70,6 +73,7 @@ public final class Qcow2Node extends BlockNode {
         this.backing = backing;
         this.fileLength = fileLength;
         this.dataLength = dataFile != null ? dataFile.length() : fileLength;
+        this.size = header.size();
         this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1, header.l1TableOffset());
         this.refcounts = new Qcow2Refcounts(file, fileLength, header);
         this.snapshots = snapshots;
@@ -103,7 +107,7 @@ public final class Qcow2Node extends BlockNode {
 
     @Override
     public long length() {
-        return header.size();
+        return size;
     }
 
     /** The backing node, or null. */
@@ -316,6 +320,36 @@ public final class Qcow2Node extends BlockNode {
     }
 
     @Override
+    protected void doTruncate(long length, boolean exact, Prealloc prealloc) throws BlockException {
+        checkUsable();
+        new Qcow2Resize(this, geometry, header, file, dataFile, map, refcounts, writes, meta)
+                .resize(size, length, prealloc);
+    }
+
+    /** A resize wrote the new virtual size into the header. */
+    void sizeChanged(long newSize) {
+        size = newSize;
+    }
+
+    /** The current length of the image file, as jblock has grown it. */
+    long fileLength() {
+        return fileLength;
+    }
+
+    /** The external data file was resized. */
+    void dataResized(long length) {
+        dataLength = length;
+    }
+
+    /** The file was cut at {@code length} by a shrink. */
+    void fileShrunk(long length) {
+        fileLength = length;
+        if (dataFile == null) {
+            dataLength = length;
+        }
+    }
+
+    @Override
     protected boolean supportsCompressedWrites() {
         return writes != null;
     }
@@ -507,7 +541,7 @@ public final class Qcow2Node extends BlockNode {
             m.put("corrupt", header.isCorrupt());
             m.put("extended-l2", header.hasExtendedL2());
         }
-        long vmStateOffset = ceilDiv(header.size(), geometry.l1Span()) * geometry.l1Span();
+        long vmStateOffset = ceilDiv(size, geometry.l1Span()) * geometry.l1Span();
         return new NodeInfo("qcow2", geometry.clusterSize(), vmStateOffset, m);
     }
 
@@ -516,9 +550,10 @@ public final class Qcow2Node extends BlockNode {
     }
 
     private void checkInside(long offset, long n) throws BlockException {
-        if (offset > header.size() - n) {
+        long size = this.size;
+        if (offset > size - n) {
             throw new BlockException.BadRequest(Errno.EIO, "request outside the image: offset " + offset
-                    + ", length " + n + ", image size " + header.size());
+                    + ", length " + n + ", image size " + size);
         }
     }
 }

@@ -409,7 +409,7 @@ final class Qcow2Writes {
         if (version < 3) {
             for (long chunkStart = offset; chunkStart < offset + length; ) {
                 long chunkEnd = Math.min(offset + length, (clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits());
-                discardChunk(chunkStart, chunkEnd);
+                discardChunk(chunkStart, chunkEnd, false);
                 chunkStart = chunkEnd;
             }
             return;
@@ -523,12 +523,24 @@ final class Qcow2Writes {
         long end = offset + length == size ? offset + length : (offset + length) & -cs;
         for (long chunkStart = start; chunkStart < end; ) {
             long chunkEnd = Math.min(end, (clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits());
-            discardChunk(chunkStart, chunkEnd);
+            discardChunk(chunkStart, chunkEnd, false);
             chunkStart = chunkEnd;
         }
     }
 
-    private void discardChunk(long start, long end) throws BlockException {
+    /**
+     * QEMU's full discard (a shrink's cropped clusters): the entries become
+     * empty, so the bytes would read from the backing file, and the clusters are freed.
+     */
+    void discardFully(long start, long end) throws BlockException {
+        for (long chunkStart = start; chunkStart < end; ) {
+            long chunkEnd = Math.min(end, (clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits());
+            discardChunk(chunkStart, chunkEnd, true);
+            chunkStart = chunkEnd;
+        }
+    }
+
+    private void discardChunk(long start, long end, boolean full) throws BlockException {
         long first = clusterOf(start);
         long last = clusterOf(end - 1);
         clusters.acquire(first, last);
@@ -544,7 +556,7 @@ final class Qcow2Writes {
                 List<Long> freed = new ArrayList<>();
                 for (long pos = start; pos < end; pos += g.clusterSize()) {
                     Qcow2ClusterMap.Slot slot = map.slotIfPresent(pos);
-                    if (slot == null && !hasBacking) {
+                    if (slot == null && (!hasBacking || full)) {
                         continue;
                     }
                     if (slot == null || !isOwned(pos)) {
@@ -555,12 +567,14 @@ final class Qcow2Writes {
                     boolean allocated = (entry & Qcow2L2Entry.COMPRESSED) != 0
                             || (entry & Qcow2L2Entry.OFFSET_MASK) != 0
                             || (g.externalData() && (entry & Qcow2L2Entry.COPIED) != 0);
-                    if (!hasBacking && !allocated) {
+                    if (!hasBacking && !allocated && !full) {
                         continue;
                     }
                     long newEntry;
                     long newBitmap = 0;
-                    if (g.extendedL2()) {
+                    if (full) {
+                        newEntry = 0;
+                    } else if (g.extendedL2()) {
                         newEntry = 0;
                         newBitmap = ALL_SUBCLUSTERS << 32;
                     } else {

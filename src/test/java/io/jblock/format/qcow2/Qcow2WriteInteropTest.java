@@ -187,6 +187,88 @@ class Qcow2WriteInteropTest {
         assertCleanAndEqual(img, shadow, seed);
     }
 
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"cluster_size=512", "compat=0.10,cluster_size=512",
+            "extended_l2=on,cluster_size=16k", "refcount_bits=1,cluster_size=1k"})
+    void growShrinkAndPreallocatedGrowthLeaveCleanImages(String options) throws Exception {
+        long seed = Long.getLong("qcow2.seed", new Random().nextLong());
+        System.out.println("qcow2 resize: " + options + " seed " + seed);
+        Random r = new Random(seed);
+        Path img = dir.resolve("img.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-o", options, img.toString(), Long.toString(SIZE));
+        byte[] shadow = new byte[(int) (2 * SIZE)];
+        try (Drive d = DriveOpener.standard().open(DriveConfig.parseDrive("file=" + img + ",format=qcow2"))) {
+            randomWrites(d, r, shadow, SIZE);
+            d.truncate(2 * SIZE, false, io.jblock.block.Prealloc.OFF); // L1 grows: the new area reads as zero
+            randomWrites(d, r, shadow, 2 * SIZE);
+        }
+        assertCleanAndEqual(img, shadow, seed);
+
+        long small = SIZE / 2 + 3 * 512;
+        byte[] shrunk = Arrays.copyOf(shadow, (int) small);
+        try (Drive d = DriveOpener.standard().open(DriveConfig.parseDrive("file=" + img + ",format=qcow2"))) {
+            d.truncate(small, true, io.jblock.block.Prealloc.OFF);
+            randomWrites(d, r, shrunk, small);
+        }
+        assertCleanAndEqual(img, shrunk, seed);
+
+        byte[] grown = Arrays.copyOf(shrunk, (int) SIZE);
+        try (Drive d = DriveOpener.standard().open(DriveConfig.parseDrive("file=" + img + ",format=qcow2"))) {
+            d.truncate(SIZE, false, io.jblock.block.Prealloc.METADATA);
+            randomWrites(d, r, grown, SIZE);
+        }
+        assertCleanAndEqual(img, grown, seed);
+        Qcow2BlockStatusInteropTest.assertMapsAsQemu(img, 1);
+    }
+
+    @Test
+    void resizeRulesAsQemu() throws Exception {
+        Path v2 = dir.resolve("v2.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-o", "compat=0.10", v2.toString(), "4M");
+        qemuImg("snapshot", "-c", "s1", v2.toString());
+        try (Drive d = DriveOpener.standard().open(DriveConfig.parseDrive("file=" + v2 + ",format=qcow2"))) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(
+                    () -> d.truncate(8L << 20, false, io.jblock.block.Prealloc.OFF))
+                    .hasMessage("Can't resize a v2 image which has snapshots");
+        }
+        Path v3 = dir.resolve("v3.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", v3.toString(), "4M");
+        qemuIo(v3, List.of("write -P 0x21 0 4M"));
+        qemuImg("snapshot", "-c", "s1", v3.toString());
+        byte[] shadow = new byte[2 << 20];
+        Arrays.fill(shadow, (byte) 0x21);
+        try (Drive d = DriveOpener.standard().open(DriveConfig.parseDrive("file=" + v3 + ",format=qcow2"))) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(
+                    () -> d.truncate(1000, false, io.jblock.block.Prealloc.OFF))
+                    .hasMessage("The new size must be a multiple of 512");
+            org.assertj.core.api.Assertions.assertThatThrownBy(
+                    () -> d.truncate(1 << 20, false, io.jblock.block.Prealloc.METADATA))
+                    .hasMessage("Preallocation can't be used for shrinking an image");
+            // A version 3 image shrinks with its snapshot: the shared tables are copied, the snapshot keeps its data.
+            d.truncate(2 << 20, true, io.jblock.block.Prealloc.OFF);
+            d.write(0, ByteBuffer.wrap(new byte[]{5}), WriteFlags.NONE);
+        }
+        shadow[0] = 5;
+        assertCleanAndEqual(v3, shadow, 0);
+        qemuImg("snapshot", "-a", "s1", v3.toString());
+        byte[] old = qemuRaw(v3);
+        assertThat(old.length).as("the snapshot's size").isEqualTo(4 << 20);
+        byte[] want = new byte[4 << 20];
+        Arrays.fill(want, (byte) 0x21);
+        QemuImages.assertSameBytes(old, want, "the snapshot's data after the active image shrank");
+    }
+
+    private static void randomWrites(Drive d, Random r, byte[] shadow, long size) throws Exception {
+        for (int i = 0; i < 30; i++) {
+            int len = 1 + r.nextInt(40_000);
+            long off = (long) (r.nextDouble() * (size - len));
+            byte[] data = new byte[len];
+            r.nextBytes(data);
+            d.write(off, ByteBuffer.wrap(data), WriteFlags.NONE);
+            System.arraycopy(data, 0, shadow, (int) off, len);
+        }
+    }
+
     /**
      * A compressible cluster written with COMPRESSED at a random cluster: QEMU
      * refuses (EIO) where the cluster is allocated, and so does jblock.
