@@ -45,6 +45,7 @@ final class Qcow2ClusterMap {
     private final int capacity;
     /** Set when the image is opened read-write: where new clusters come from. */
     private Qcow2Refcounts refcounts;
+    private boolean lazyRefcounts;
 
     /** One cached L2 slice: its entries (two words each with extended L2) and whether the file is behind. */
     static final class Slice {
@@ -80,6 +81,22 @@ final class Qcow2ClusterMap {
         this.sliceBytes = (int) Math.min(g.clusterSize(), MAX_SLICE_BYTES);
         this.sliceEntries = sliceBytes / g.l2EntrySize();
         this.capacity = Math.max(4, CACHE_BYTES / sliceBytes);
+    }
+
+    /**
+     * Writes dirty refcount blocks before a table that may reference what they
+     * count; skipped while the image is dirty with lazy refcounts, where QEMU
+     * drops that ordering too (the refcounts are rebuilt after a crash).
+     */
+    private void refcountsFirst() throws BlockException {
+        if (!lazyRefcounts) {
+            refcounts.flush();
+        }
+    }
+
+    /** Lazy refcounts are in force (the dirty bit is set in the file): no ordering before table writes. */
+    void setLazyRefcounts(boolean lazy) {
+        this.lazyRefcounts = lazy;
     }
 
     /** Makes the map writable: new L2 tables and L1 tables are allocated through {@code refcounts}. */
@@ -232,7 +249,7 @@ final class Qcow2ClusterMap {
             Map.Entry<Long, Slice> e = it.next();
             if (e.getValue().dirty) {
                 if (!refcountsWritten) {
-                    refcounts.flush();
+                    refcountsFirst();
                     refcountsWritten = true;
                 }
                 writeSlice(e.getKey(), e.getValue());
@@ -258,7 +275,7 @@ final class Qcow2ClusterMap {
         if (!any) {
             return;
         }
-        refcounts.flush();
+        refcountsFirst();
         for (Map.Entry<Long, Slice> e : cache.entrySet()) {
             if (e.getValue().dirty) {
                 writeSlice(e.getKey(), e.getValue());
@@ -311,8 +328,10 @@ final class Qcow2ClusterMap {
         if (old != 0) {
             checkedL2Offset(l1Index);
         }
-        file.debugEvent(DebugEvent.L2_ALLOC_COW_READ);
         long l2 = refcounts.allocate(1, "active L2 table");
+        if (old != 0) {
+            file.debugEvent(DebugEvent.L2_ALLOC_COW_READ);
+        }
         ByteBuffer table = ByteBuffer.allocate((int) g.clusterSize());
         if (old != 0) {
             // A table shared with a snapshot: the copy starts with its entries (the cached slices are current).
@@ -327,7 +346,7 @@ final class Qcow2ClusterMap {
                 }
             }
         }
-        refcounts.flush();
+        refcountsFirst();
         file.debugEvent(DebugEvent.L2_ALLOC_WRITE);
         file.write(l2, table.duplicate().clear(), 0);
         fileGrew(l2 + g.clusterSize());
@@ -383,7 +402,7 @@ final class Qcow2ClusterMap {
 
     /** Writes one L1 entry; refcount blocks first, since the entry may point at a new L2 table. */
     void writeL1Entry(int index, long entry) throws BlockException {
-        refcounts.flush();
+        refcountsFirst();
         file.debugEvent(DebugEvent.L1_UPDATE);
         file.write(l1Offset + index * 8L, ByteBuffer.allocate(8).putLong(0, entry), 0);
         l1[index] = entry;
@@ -419,7 +438,7 @@ final class Qcow2ClusterMap {
         System.arraycopy(l1, 0, grown, 0, l1.length);
         ByteBuffer b = ByteBuffer.allocate((int) bytes);
         b.asLongBuffer().put(grown);
-        refcounts.flush();
+        refcountsFirst();
         file.debugEvent(DebugEvent.L1_GROW_WRITE_TABLE);
         file.write(at, b, 0);
         fileGrew(at + bytes);

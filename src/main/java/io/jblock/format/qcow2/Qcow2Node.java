@@ -5,6 +5,7 @@ import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 import io.jblock.block.BlockStatus;
 import io.jblock.block.Capabilities;
+import io.jblock.block.DebugEvent;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
@@ -44,6 +45,10 @@ public final class Qcow2Node extends BlockNode {
     private final Qcow2Refcounts refcounts;
     private final List<Qcow2Snapshots.Snapshot> snapshots;
     private final ReentrantLock meta = new ReentrantLock();
+    /** The incompatible feature bits as the file has them now (dirty and corrupt change while open). */
+    private volatile long incompatibleFeatures;
+    /** Header offset of the version 3 incompatible features. */
+    private static final int HEADER_INCOMPATIBLE = 72;
     /** The virtual size: the header's, until a resize changes it. */
     private volatile long size;
     /** Null on a read-only image. */
@@ -74,6 +79,7 @@ public final class Qcow2Node extends BlockNode {
         this.fileLength = fileLength;
         this.dataLength = dataFile != null ? dataFile.length() : fileLength;
         this.size = header.size();
+        this.incompatibleFeatures = header.incompatibleFeatures();
         this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1, header.l1TableOffset());
         this.refcounts = new Qcow2Refcounts(file, fileLength, header);
         this.snapshots = snapshots;
@@ -169,6 +175,7 @@ public final class Qcow2Node extends BlockNode {
     /** Data bytes; QEMU reads zeroes where a cluster runs past the end of its file, and so does jblock. */
     private void readData(long host, ByteBuffer d) throws BlockException {
         BlockNode data = dataFile != null ? dataFile : file;
+        file.debugEvent(DebugEvent.READ_AIO);
         long inFile = Math.max(0, Math.min(d.remaining(), dataLength - host));
         if (inFile > 0) {
             ByteBuffer part = d.duplicate().limit(d.position() + (int) inFile);
@@ -199,6 +206,7 @@ public final class Qcow2Node extends BlockNode {
         // The entry counts whole sectors; the last compressed cluster of a file may end before them.
         int stored = (int) Math.min(size, fileLength - host);
         ByteBuffer in = ByteBuffer.allocate(stored);
+        file.debugEvent(DebugEvent.READ_COMPRESSED);
         file.read(host, in);
         byte[] out = new byte[(int) geometry.clusterSize()];
         Qcow2Compression.decompress(header.compressionType(), in.array(), stored, out,
@@ -211,6 +219,7 @@ public final class Qcow2Node extends BlockNode {
         if (backing != null) {
             inBacking = Math.max(0, Math.min(d.remaining(), backing.length() - guest));
             if (inBacking > 0) {
+                file.debugEvent(DebugEvent.READ_BACKING_AIO);
                 backing.read(guest, d.duplicate().limit(d.position() + (int) inBacking));
             }
         }
@@ -311,6 +320,7 @@ public final class Qcow2Node extends BlockNode {
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
         checkInside(offset, src.remaining());
         checkUsable();
+        beforeChange();
         if (WriteFlags.has(flags, WriteFlags.COMPRESSED)) {
             writes.writeCompressed(offset, src, header.compressionType());
         } else {
@@ -322,6 +332,7 @@ public final class Qcow2Node extends BlockNode {
     @Override
     protected void doTruncate(long length, boolean exact, Prealloc prealloc) throws BlockException {
         checkUsable();
+        beforeChange();
         new Qcow2Resize(this, geometry, header, file, dataFile, map, refcounts, writes, meta)
                 .resize(size, length, prealloc);
     }
@@ -358,6 +369,7 @@ public final class Qcow2Node extends BlockNode {
     protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
         checkInside(offset, length);
         checkUsable();
+        beforeChange();
         writes.writeZeroes(offset, length, flags);
     }
 
@@ -365,6 +377,7 @@ public final class Qcow2Node extends BlockNode {
     protected void doDiscard(long offset, long length) throws BlockException {
         checkInside(offset, length);
         checkUsable();
+        beforeChange();
         writes.discard(offset, length);
     }
 
@@ -377,10 +390,60 @@ public final class Qcow2Node extends BlockNode {
         meta.lock();
         try {
             if (refcounts.hasDirty() || map.hasDirty()) {
-                file.debugEvent(io.jblock.block.DebugEvent.FLUSH_TO_OS);
+                file.debugEvent(DebugEvent.FLUSH_TO_OS);
             }
             map.writeDirty();
             refcounts.flush();
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /**
+     * With lazy refcounts (version 3), the first change marks the image dirty
+     * in its header, on disk, before any metadata is written out of order
+     * (QEMU's qcow2_mark_dirty); a clean close clears the bit again.
+     */
+    private void beforeChange() throws BlockException {
+        if (!header.lazyRefcounts() || header.version() < 3
+                || (incompatibleFeatures & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+            return;
+        }
+        meta.lock();
+        try {
+            if ((incompatibleFeatures & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+                return;
+            }
+            // Whatever is cached so far was written in order; the bit must be durable before anything is not.
+            map.writeDirty();
+            refcounts.flush();
+            file.flush();
+            long dirty = incompatibleFeatures | Qcow2Header.INCOMPAT_DIRTY;
+            file.write(HEADER_INCOMPATIBLE, ByteBuffer.allocate(8).putLong(0, dirty), 0);
+            file.flush();
+            incompatibleFeatures = dirty;
+            map.setLazyRefcounts(true);
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /** QEMU's qcow2_mark_clean: every cache written and flushed, then the dirty bit cleared. */
+    private void markClean() throws BlockException {
+        if ((incompatibleFeatures & Qcow2Header.INCOMPAT_DIRTY) == 0
+                || (header.incompatibleFeatures() & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+            return;
+        }
+        meta.lock();
+        try {
+            map.writeDirty();
+            refcounts.flush();
+            file.flush();
+            long clean = incompatibleFeatures & ~Qcow2Header.INCOMPAT_DIRTY;
+            file.write(HEADER_INCOMPATIBLE, ByteBuffer.allocate(8).putLong(0, clean), 0);
+            file.flush();
+            incompatibleFeatures = clean;
+            map.setLazyRefcounts(false);
         } finally {
             meta.unlock();
         }
@@ -392,6 +455,7 @@ public final class Qcow2Node extends BlockNode {
         if (writes != null && corruption == null) {
             try {
                 flushToOs();
+                markClean();
             } catch (BlockException e) {
                 first = e;
             }
@@ -507,8 +571,8 @@ public final class Qcow2Node extends BlockNode {
                     "qcow2: Marking image as corrupt: " + message + "; further corruption events will be suppressed");
             if (header.version() >= 3) {
                 try {
-                    file.write(72, ByteBuffer.allocate(8).putLong(0,
-                            header.incompatibleFeatures() | Qcow2Header.INCOMPAT_CORRUPT), 0);
+                    incompatibleFeatures |= Qcow2Header.INCOMPAT_CORRUPT;
+                    file.write(HEADER_INCOMPATIBLE, ByteBuffer.allocate(8).putLong(0, incompatibleFeatures), 0);
                     file.flush();
                 } catch (BlockException e) {
                     // The request fails anyway; the image stays unusable in this process.
