@@ -45,6 +45,10 @@ class IoQcow2WriteCompatTest {
                 new Script("version 2: zero-writes are data", "compat=0.10",
                         List.of("write -P 0x55 0 128k", "write -z 0 64k", "discard 64k 64k", "read -P 0 0 128k",
                                 "map")),
+                new Script("truncate grows and shrinks", "cluster_size=4k",
+                        List.of("write -P 0x77 0 100k", "truncate 2M", "length", "read -P 0 100k 64k",
+                                "write -P 0x78 1900k 100k", "truncate 500k", "length", "read -P 0x77 0 100k",
+                                "truncate 1001k", "read -P 0 500k 501k", "map")),
                 new Script("extended L2: only touched subclusters", "extended_l2=on",
                         List.of("write -P 0x66 2k 1k", "write -z 8k 2k", "read -P 0x66 2k 1k", "read -P 0 0 2k",
                                 "map")));
