@@ -372,22 +372,31 @@ final class Qcow2Writes {
         long sc = g.subclusterSize();
         long start = offset & -sc;
         long end = Math.min(start + sc, node.length());
-        boolean rest = node.readsAsZero(start, offset - start)
-                && node.readsAsZero(offset + length, end - (offset + length));
-        if (rest) {
-            Qcow2L2Entry.Type type;
-            meta.lock();
-            try {
-                type = map.lookup(start, 1).type();
-            } finally {
-                meta.unlock();
+        long c = clusterOf(start);
+        boolean done = false;
+        // Checked and zeroed under the cluster's lock: no write may slip in between (QEMU re-checks under its lock).
+        clusters.acquire(c, c);
+        try {
+            if (node.readsAsZero(start, offset - start)
+                    && node.readsAsZero(offset + length, end - (offset + length))) {
+                Qcow2L2Entry.Type type;
+                meta.lock();
+                try {
+                    type = map.lookup(start, 1).type();
+                } finally {
+                    meta.unlock();
+                }
+                if (type.readsFromBacking() || type.isZero()) {
+                    zeroizeHeld(start, end, flags);
+                    done = true;
+                }
             }
-            if (type.readsFromBacking() || type.isZero()) {
-                zeroize(start, end - start, flags);
-                return;
-            }
+        } finally {
+            clusters.release(c, c);
         }
-        fallback(offset, length, flags);
+        if (!done) {
+            fallback(offset, length, flags);
+        }
     }
 
     private void fallback(long offset, long length, int flags) throws BlockException {
@@ -404,12 +413,24 @@ final class Qcow2Writes {
         }
     }
 
+    /** {@link #zeroize} of one subcluster whose cluster the caller holds. */
+    private void zeroizeHeld(long start, long end, int flags) throws BlockException {
+        if (version < 3) {
+            discardChunk(start, end, false, true);
+            return;
+        }
+        if (dataFileRaw) {
+            data.writeZeroes(start, end - start, flags & WriteFlags.MAY_UNMAP);
+        }
+        zeroChunk(start, end, WriteFlags.has(flags, WriteFlags.MAY_UNMAP), flags, true);
+    }
+
     /** Marks subcluster-aligned guest bytes as zero (QEMU's qcow2_subcluster_zeroize). */
     private void zeroize(long offset, long length, int flags) throws BlockException {
         if (version < 3) {
             for (long chunkStart = offset; chunkStart < offset + length; ) {
                 long chunkEnd = Math.min(offset + length, (clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits());
-                discardChunk(chunkStart, chunkEnd, false);
+                discardChunk(chunkStart, chunkEnd, false, false);
                 chunkStart = chunkEnd;
             }
             return;
@@ -421,16 +442,19 @@ final class Qcow2Writes {
         long end = offset + length;
         for (long chunkStart = offset; chunkStart < end; ) {
             long chunkEnd = Math.min(end, ((clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits()));
-            zeroChunk(chunkStart, chunkEnd, mayUnmap, flags);
+            zeroChunk(chunkStart, chunkEnd, mayUnmap, flags, false);
             chunkStart = chunkEnd;
         }
     }
 
-    private void zeroChunk(long start, long end, boolean mayUnmap, int flags) throws BlockException {
+    /** {@code held}: the caller holds the clusters already (and the range is one subcluster, never compressed). */
+    private void zeroChunk(long start, long end, boolean mayUnmap, int flags, boolean held) throws BlockException {
         long first = clusterOf(start);
         long last = clusterOf(end - 1);
         List<Long> compressedPartial = new ArrayList<>();
-        clusters.acquire(first, last);
+        if (!held) {
+            clusters.acquire(first, last);
+        }
         try {
             List<Long> freed = new ArrayList<>();
             meta.lock();
@@ -482,7 +506,12 @@ final class Qcow2Writes {
                 meta.unlock();
             }
         } finally {
-            clusters.release(first, last);
+            if (!held) {
+                clusters.release(first, last);
+            }
+        }
+        if (held && !compressedPartial.isEmpty()) {
+            throw new IllegalStateException("a held subcluster zeroize found a compressed cluster");
         }
         // QEMU cannot zero part of a compressed cluster in its L2 entry either: it writes zeroes (copy-on-write).
         for (int i = 0; i < compressedPartial.size(); i += 2) {
@@ -523,7 +552,7 @@ final class Qcow2Writes {
         long end = offset + length == size ? offset + length : (offset + length) & -cs;
         for (long chunkStart = start; chunkStart < end; ) {
             long chunkEnd = Math.min(end, (clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits());
-            discardChunk(chunkStart, chunkEnd, false);
+            discardChunk(chunkStart, chunkEnd, false, false);
             chunkStart = chunkEnd;
         }
     }
@@ -535,15 +564,17 @@ final class Qcow2Writes {
     void discardFully(long start, long end) throws BlockException {
         for (long chunkStart = start; chunkStart < end; ) {
             long chunkEnd = Math.min(end, (clusterOf(chunkStart) + CHUNK_CLUSTERS) << g.clusterBits());
-            discardChunk(chunkStart, chunkEnd, true);
+            discardChunk(chunkStart, chunkEnd, true, false);
             chunkStart = chunkEnd;
         }
     }
 
-    private void discardChunk(long start, long end, boolean full) throws BlockException {
+    private void discardChunk(long start, long end, boolean full, boolean held) throws BlockException {
         long first = clusterOf(start);
         long last = clusterOf(end - 1);
-        clusters.acquire(first, last);
+        if (!held) {
+            clusters.acquire(first, last);
+        }
         try {
             if (dataFileRaw) {
                 // QEMU only passes the discard down, which may leave old bytes in the raw file; jblock keeps the
@@ -594,7 +625,9 @@ final class Qcow2Writes {
                 meta.unlock();
             }
         } finally {
-            clusters.release(first, last);
+            if (!held) {
+                clusters.release(first, last);
+            }
         }
     }
 
