@@ -33,6 +33,8 @@ final class Qcow2Writes {
     /** A zero-write or discard takes at most this many clusters at a time, so one request never holds the image. */
     private static final long CHUNK_CLUSTERS = 1024;
     private static final long ALL_SUBCLUSTERS = 0xffffffffL;
+    /** The most one run of fresh clusters takes in one data write. */
+    private static final long MAX_RUN_BYTES = 16L << 20;
 
     /** Reads guest bytes through the image (for copy-on-write). */
     interface GuestReader {
@@ -91,6 +93,14 @@ final class Qcow2Writes {
             long pos = offset;
             ByteBuffer s = src.duplicate();
             while (s.hasRemaining()) {
+                if ((pos & (g.clusterSize() - 1)) == 0 && s.remaining() >= 2 * g.clusterSize()) {
+                    int done = writeFreshRun(pos, s);
+                    if (done > 0) {
+                        s.position(s.position() + done);
+                        pos += done;
+                        continue;
+                    }
+                }
                 long toEnd = g.clusterSize() - (pos & (g.clusterSize() - 1));
                 int len = (int) Math.min(toEnd, s.remaining());
                 ByteBuffer part = s.duplicate().limit(s.position() + len);
@@ -101,6 +111,64 @@ final class Qcow2Writes {
         } finally {
             clusters.release(first, last);
         }
+    }
+
+    /**
+     * Whole clusters that hold nothing yet (no host cluster: unallocated or
+     * zero) get one contiguous run of new host clusters and one data write,
+     * as QEMU allocates a request's clusters together. Returns the bytes
+     * written, 0 when fewer than two such clusters start at {@code pos}.
+     */
+    private int writeFreshRun(long pos, ByteBuffer s) throws BlockException {
+        long cs = g.clusterSize();
+        int max = (int) Math.min(s.remaining() / cs, MAX_RUN_BYTES / cs);
+        int count = 0;
+        long host;
+        meta.lock();
+        try {
+            node.checkUsable();
+            while (count < max) {
+                long entry = map.slotForWrite(pos + count * cs).entry();
+                if ((entry & Qcow2L2Entry.COMPRESSED) != 0 || (entry & Qcow2L2Entry.OFFSET_MASK) != 0
+                        || (g.externalData() && (entry & Qcow2L2Entry.COPIED) != 0)) {
+                    break;
+                }
+                count++;
+            }
+            map.trim();
+            if (count < 2) {
+                return 0;
+            }
+            host = g.externalData() ? pos : refcounts.allocate(count, "data cluster");
+        } finally {
+            meta.unlock();
+        }
+        int bytes = (int) (count * cs);
+        try {
+            file.debugEvent(DebugEvent.WRITE_AIO);
+            writeData(host, s.duplicate().limit(s.position() + bytes));
+        } catch (BlockException | RuntimeException e) {
+            if (!g.externalData()) {
+                meta.lock();
+                try {
+                    refcounts.free(host, bytes);
+                } finally {
+                    meta.unlock();
+                }
+            }
+            throw e;
+        }
+        meta.lock();
+        try {
+            for (int i = 0; i < count; i++) {
+                Qcow2ClusterMap.Slot slot = map.slotForWrite(pos + i * cs);
+                map.set(slot, (host + i * cs) | Qcow2L2Entry.COPIED, g.extendedL2() ? ALL_SUBCLUSTERS : 0);
+            }
+            map.trim();
+        } finally {
+            meta.unlock();
+        }
+        return bytes;
     }
 
     private void writeInCluster(long pos, ByteBuffer src) throws BlockException {
@@ -160,6 +228,14 @@ final class Qcow2Writes {
             }
         }
         try {
+            if (!hasHost && !compressed && !hasBacking && spanEnd - spanStart > len) {
+                // The copied bytes would all be zeroes: zero the span in the file (QEMU's handle_alloc_space,
+                // a cheap fallocate where the file can) and write only the data.
+                data.writeZeroes(newHost + spanStart, spanEnd - spanStart, 0);
+                node.dataGrew(newHost + spanEnd);
+                spanStart = inCluster;
+                spanEnd = inCluster + len;
+            }
             ByteBuffer buf = cowBuffer(clusterGuest, spanStart, spanEnd, inCluster, src);
             file.debugEvent(spanEnd - spanStart == len ? DebugEvent.WRITE_AIO : DebugEvent.COW_WRITE);
             writeData(newHost + spanStart, buf);

@@ -66,9 +66,13 @@ class Qcow2ProcessCrashTest {
         for (int slot = 0; slot < acknowledged; slot++) {
             long expected = CrashWriter.expectedValue(slot, acknowledged, BLOCKS);
             long first = guest.getLong(slot * CrashWriter.BLOCK);
-            assertThat(first).as("slot %d", slot).isEqualTo(expected);
-            assertThat(guest.getLong((slot + 1) * CrashWriter.BLOCK - 8)).as("slot %d complete", slot)
-                    .isEqualTo(expected);
+            // The writer may have gone on (even around the disk) before it was killed: later values are fine.
+            assertThat(first).as("slot %d", slot).isGreaterThanOrEqualTo(expected);
+            assertThat(first % BLOCKS).as("slot %d holds its own writes", slot).isEqualTo(slot);
+            if (first == expected) {
+                assertThat(guest.getLong((slot + 1) * CrashWriter.BLOCK - 8)).as("slot %d complete", slot)
+                        .isEqualTo(expected);
+            }
         }
     }
 }
