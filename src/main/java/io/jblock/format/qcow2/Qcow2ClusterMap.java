@@ -303,6 +303,13 @@ final class Qcow2ClusterMap {
         return slot(checkedL2Offset(l1Index), guest);
     }
 
+    /** The slot of entry {@code l2Index} of the L2 table at {@code l2Offset} (any table: active or a snapshot's). */
+    Slot slotInTable(long l2Offset, int l2Index) throws BlockException {
+        int sliceIndex = l2Index / sliceEntries;
+        Slice s = slice(l2Offset + (long) sliceIndex * sliceBytes);
+        return new Slot(s, (l2Index % sliceEntries) * g.l2EntryWords());
+    }
+
     private Slot slot(long l2Offset, long guest) throws BlockException {
         int l2Index = (int) ((guest >>> g.clusterBits()) & (g.l2Entries() - 1));
         int sliceIndex = l2Index / sliceEntries;

@@ -337,6 +337,44 @@ public final class Qcow2Node extends BlockNode {
                 .resize(size, length, prealloc);
     }
 
+    /**
+     * For internal snapshots: every cluster the L1 table at {@code l1Offset}
+     * reaches gains {@code addend} references, then COPIED flags are made exact
+     * ({@link Qcow2SnapshotRefcounts}). Read-write images only.
+     */
+    void updateSnapshotRefcounts(long l1Offset, int l1Size, int addend) throws BlockException {
+        if (writes == null) {
+            throw new IllegalStateException("snapshot refcounts change only on a read-write image");
+        }
+        checkUsable();
+        beforeChange();
+        meta.lock();
+        try {
+            new Qcow2SnapshotRefcounts(geometry, file, map, refcounts).update(l1Offset, l1Size, addend);
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /** The active L1 table's offset and entries (a copy), for snapshots. */
+    long activeL1Offset() {
+        meta.lock();
+        try {
+            return map.l1Offset();
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    int activeL1Size() {
+        meta.lock();
+        try {
+            return map.l1Size();
+        } finally {
+            meta.unlock();
+        }
+    }
+
     /** A resize wrote the new virtual size into the header. */
     void sizeChanged(long newSize) {
         size = newSize;
