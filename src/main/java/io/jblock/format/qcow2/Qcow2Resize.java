@@ -18,8 +18,10 @@ import java.util.concurrent.locks.ReentrantLock;
  *       area reads as zero (or from the backing file);</li>
  *   <li>then the new size goes into the header.</li>
  * </ul>
- * Preallocation: off and metadata (clusters allocated and mapped, reading as
- * zero); falloc and full are refused for now. Runs under the metadata lock
+ * Preallocation: off; metadata (clusters allocated and mapped, reading as
+ * zero); falloc and full also reserve or write the new clusters in the file
+ * (jblock places them where its allocator finds room, not necessarily in
+ * one run at the end as QEMU does). Runs under the metadata lock
  * throughout: a resize is rare and must not race with allocations.
  */
 final class Qcow2Resize {
@@ -50,10 +52,6 @@ final class Qcow2Resize {
     }
 
     void resize(long oldSize, long newSize, Prealloc prealloc) throws BlockException {
-        if (prealloc == Prealloc.FALLOC || prealloc == Prealloc.FULL) {
-            throw new BlockException(Errno.ENOTSUP, "Preallocation mode '" + prealloc.name().toLowerCase()
-                    + "' is not supported by jblock's qcow2 resize yet (use off or metadata)");
-        }
         if (newSize % 512 != 0) {
             throw new BlockException(Errno.EINVAL, "The new size must be a multiple of 512");
         }
@@ -86,8 +84,8 @@ final class Qcow2Resize {
             } finally {
                 meta.unlock();
             }
-            if (prealloc == Prealloc.METADATA) {
-                preallocateMetadata(oldSize, newSize);
+            if (prealloc != Prealloc.OFF) {
+                preallocate(oldSize, newSize, prealloc);
             }
         }
         if (prealloc == Prealloc.OFF && dataFile != null) {
@@ -150,12 +148,12 @@ final class Qcow2Resize {
     }
 
     /**
-     * Metadata preallocation of the grown area: every cluster gets a host
+     * Preallocation of the grown area: every cluster gets a host
      * cluster and an L2 entry that maps it. A host cluster inside the file
      * (a freed one, reused) is zeroed, since it may hold old bytes; one past
      * the end reads as zero once the file is extended to cover it.
      */
-    private void preallocateMetadata(long from, long to) throws BlockException {
+    private void preallocate(long from, long to, Prealloc prealloc) throws BlockException {
         long cs = g.clusterSize();
         long end = 0;
         for (long pos = from & -cs; pos < to; pos += cs) {
@@ -184,7 +182,8 @@ final class Qcow2Resize {
         }
         BlockNode target = dataFile != null ? dataFile : file;
         if (end > target.length()) {
-            target.truncate(end, false, Prealloc.OFF);
+            // falloc and full reserve (or write) the new data clusters in the file, as QEMU passes the mode down.
+            target.truncate(end, false, prealloc == Prealloc.METADATA ? Prealloc.OFF : prealloc);
         }
         node.dataGrew(end);
     }

@@ -224,6 +224,15 @@ class Qcow2WriteInteropTest {
         }
         assertCleanAndEqual(img, grown, seed);
         Qcow2BlockStatusInteropTest.assertMapsAsQemu(img, 1);
+
+        byte[] full = Arrays.copyOf(grown, (int) (2 * SIZE));
+        try (Drive d = DriveOpener.standard().open(DriveConfig.parseDrive("file=" + img + ",format=qcow2"))) {
+            d.truncate(SIZE + SIZE / 2, false, io.jblock.block.Prealloc.FALLOC);
+            d.truncate(2 * SIZE, false, io.jblock.block.Prealloc.FULL);
+            randomWrites(d, r, full, 2 * SIZE);
+        }
+        assertCleanAndEqual(img, full, seed);
+        Qcow2BlockStatusInteropTest.assertMapsAsQemu(img, 1);
     }
 
     @Test
