@@ -640,7 +640,7 @@ public final class Qcow2Node extends BlockNode {
                 }
                 m.put("data-file-raw", header.dataFileRaw());
             }
-            m.put("corrupt", header.isCorrupt());
+            m.put("corrupt", (incompatibleFeatures & Qcow2Header.INCOMPAT_CORRUPT) != 0);
             m.put("extended-l2", header.hasExtendedL2());
         }
         long vmStateOffset = ceilDiv(size, geometry.l1Span()) * geometry.l1Span();

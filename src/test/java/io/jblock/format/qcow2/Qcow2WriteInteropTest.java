@@ -56,6 +56,9 @@ class Qcow2WriteInteropTest {
                 Arguments.of("compression_type=zstd", true, false),
                 Arguments.of("compat=1.1", false, true),
                 Arguments.of("compat=0.10", true, true),
+                Arguments.of("compat=1.1+snapshot", true, false),
+                Arguments.of("extended_l2=on,cluster_size=32k+snapshot", true, true),
+                Arguments.of("compat=0.10,cluster_size=4k+snapshot", true, false),
                 Arguments.of("data_file=@", false, false),
                 Arguments.of("data_file=@,data_file_raw=on", false, false),
                 Arguments.of("data_file=@,extended_l2=on", false, true));
@@ -72,6 +75,8 @@ class Qcow2WriteInteropTest {
         Path img = dir.resolve("img.qcow2");
         Path dataFile = dir.resolve("data.raw");
         options = options.replace("@", dataFile.toString());
+        boolean snapshot = options.endsWith("+snapshot");
+        options = options.replace("+snapshot", "");
         List<String> create = new ArrayList<>(List.of("create", "-q", "-f", "qcow2", "-o", options));
         byte[] backingBytes = new byte[(int) SIZE];
         if (withBacking) {
@@ -102,6 +107,11 @@ class Qcow2WriteInteropTest {
             assertThat(filled.exit()).as("qemu-io prefill: %s", filled.out()).isZero();
         }
         byte[] shadow = qemuRaw(img);
+        byte[] snapshotBytes = shadow.clone();
+        if (snapshot) {
+            // Every cluster is shared with the snapshot now: each first write copies it.
+            qemuImg("snapshot", "-c", "s1", img.toString());
+        }
         boolean v3 = !options.contains("0.10");
         long cs = clusterSize(options);
 
@@ -145,6 +155,11 @@ class Qcow2WriteInteropTest {
         }
         assertCleanAndEqual(img, shadow, seed);
         Qcow2BlockStatusInteropTest.assertMapsAsQemu(img, withBacking ? 2 : 1);
+        if (snapshot) {
+            qemuImg("snapshot", "-a", "s1", img.toString());
+            QemuImages.assertSameBytes(qemuRaw(img), snapshotBytes, "the snapshot's bytes (seed " + seed + ")");
+            assertCleanAndEqual(img, snapshotBytes, seed);
+        }
         if (options.contains("data_file_raw=on")) {
             QemuImages.assertSameBytes(Files.readAllBytes(dataFile), shadow, "the raw data file (seed " + seed + ")");
         }
