@@ -53,6 +53,12 @@ final class Qcow2Refcounts {
     private final LinkedHashMap<Long, Block> cache = new LinkedHashMap<>(16, 0.75f, true);
     /** No free cluster below this one (QEMU's free_cluster_index). */
     private long freeHint;
+    /**
+     * No free run of several clusters starts below this one, as far as the
+     * last run search saw: a small hole low in the file must not make every
+     * later run search scan the whole file again.
+     */
+    private long runHint;
     /** Where the next compressed cluster may start inside the last one's host cluster; 0: nowhere (QEMU's free_byte_offset). */
     private long freeByteOffset;
     /** Checks a newly allocated range against the image's other metadata before it is used. */
@@ -298,6 +304,9 @@ final class Qcow2Refcounts {
                 if (c < freeHint) {
                     freeHint = c;
                 }
+                if (c < runHint) {
+                    runHint = c;
+                }
                 if (freeByteOffset != 0 && freeByteOffset >>> clusterBits == c) {
                     freeByteOffset = 0; // the cluster is free now: it may go to anything
                 }
@@ -320,7 +329,7 @@ final class Qcow2Refcounts {
         file.debugEvent(DebugEvent.CLUSTER_ALLOC);
         loadTable();
         while (true) {
-            long start = findFree(freeHint, n);
+            long start = findFree(n == 1 ? freeHint : Math.max(freeHint, runHint), n);
             // Every cluster of the run needs a refcount block; creating one takes a free cluster, so search again.
             boolean created = false;
             for (long c = start; c < start + n && !created; c++) {
@@ -336,6 +345,9 @@ final class Qcow2Refcounts {
             update(start << clusterBits, (long) n << clusterBits, 1);
             if (n == 1 || start == freeHint) {
                 freeHint = start + n;
+            }
+            if (n > 1) {
+                runHint = start + n;
             }
             return start << clusterBits;
         }
