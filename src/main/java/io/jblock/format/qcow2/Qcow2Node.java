@@ -53,6 +53,7 @@ public final class Qcow2Node extends BlockNode {
     private volatile long size;
     /** Null on a read-only image. */
     private final Qcow2Writes writes;
+    private final Qcow2ZeroWrites zeroWrites;
     /** Set once the image was found corrupt while writing: every later request fails (QEMU drops the driver). */
     private volatile String corruption;
     /** The last compressed cluster decoded, by its L2 entry: sequential reads of one cluster decode it once. */
@@ -85,11 +86,15 @@ public final class Qcow2Node extends BlockNode {
         this.snapshots = snapshots;
         if (settings.readOnly()) {
             this.writes = null;
+            this.zeroWrites = null;
         } else {
             map.enableWrites(refcounts);
             refcounts.setOverlapCheck(this::checkOverlap);
+            Qcow2ClusterLocks clusters = new Qcow2ClusterLocks();
             this.writes = new Qcow2Writes(this, geometry, header.version(), file, dataFile, header.dataFileRaw(),
-                    backing != null, map, refcounts, meta);
+                    backing != null, map, refcounts, meta, clusters);
+            this.zeroWrites = new Qcow2ZeroWrites(this, geometry, header.version(), file, dataFile,
+                    header.dataFileRaw(), backing != null, map, refcounts, meta, clusters, writes);
         }
     }
 
@@ -333,7 +338,7 @@ public final class Qcow2Node extends BlockNode {
     protected void doTruncate(long length, boolean exact, Prealloc prealloc) throws BlockException {
         checkUsable();
         beforeChange();
-        new Qcow2Resize(this, geometry, header, file, dataFile, map, refcounts, writes, meta)
+        new Qcow2Resize(this, geometry, header, file, dataFile, map, refcounts, zeroWrites, meta)
                 .resize(size, length, prealloc);
     }
 
@@ -408,7 +413,7 @@ public final class Qcow2Node extends BlockNode {
         checkInside(offset, length);
         checkUsable();
         beforeChange();
-        writes.writeZeroes(offset, length, flags);
+        zeroWrites.writeZeroes(offset, length, flags);
     }
 
     @Override
@@ -416,7 +421,7 @@ public final class Qcow2Node extends BlockNode {
         checkInside(offset, length);
         checkUsable();
         beforeChange();
-        writes.discard(offset, length);
+        zeroWrites.discard(offset, length);
     }
 
     /** Step one of a flush: dirty refcount blocks, then dirty L2 slices, reach the file (runs under no-flush too). */

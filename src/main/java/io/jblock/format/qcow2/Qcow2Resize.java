@@ -35,11 +35,11 @@ final class Qcow2Resize {
     private final BlockNode dataFile;
     private final Qcow2ClusterMap map;
     private final Qcow2Refcounts refcounts;
-    private final Qcow2Writes writes;
+    private final Qcow2ZeroWrites writes;
     private final ReentrantLock meta;
 
     Qcow2Resize(Qcow2Node node, Qcow2Geometry g, Qcow2Header header, BlockNode file, BlockNode dataFile,
-                Qcow2ClusterMap map, Qcow2Refcounts refcounts, Qcow2Writes writes, ReentrantLock meta) {
+                Qcow2ClusterMap map, Qcow2Refcounts refcounts, Qcow2ZeroWrites writes, ReentrantLock meta) {
         this.node = node;
         this.g = g;
         this.header = header;

@@ -42,7 +42,10 @@
  *   <li>{@code Qcow2Refcounts}: reference counts of any width in a
  *       write-back cache of refcount blocks; the host cluster allocator,
  *       refcount block creation and refcount table growth.</li>
- *   <li>{@code Qcow2Writes}: guest writes, zero-writes, discards and compressed writes.</li>
+ *   <li>{@code Qcow2Writes}: guest writes and compressed writes, with copy-on-write.</li>
+ *   <li>{@code Qcow2ZeroWrites}: zero-writes and discards.</li>
+ *   <li>{@code Qcow2SnapshotRefcounts}: the refcount walk over an L1 table that
+ *       internal snapshots need, with COPIED flags made exact.</li>
  *   <li>{@code Qcow2ClusterLocks}: requests on the same guest clusters one at a time.</li>
  *   <li>{@code Qcow2Resize}: grow, shrink and metadata preallocation.</li>
  *   <li>{@code Qcow2Snapshots}: the internal snapshot table, checked at open.</li>
