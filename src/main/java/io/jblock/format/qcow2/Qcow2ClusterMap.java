@@ -464,6 +464,12 @@ final class Qcow2ClusterMap {
         return capacity;
     }
 
+    /** How many clusters from {@code guest} to the end of its L2 slice. */
+    int clustersToSliceEnd(long guest) {
+        int l2Index = (int) ((guest >>> g.clusterBits()) & (g.l2Entries() - 1));
+        return sliceEntries - l2Index % sliceEntries;
+    }
+
     /** How many L2 slices are cached now (for tests of the bound). */
     int cachedSlices() {
         return cache.size();

@@ -328,17 +328,22 @@ final class Qcow2Refcounts {
     long allocate(int n, String what) throws BlockException {
         file.debugEvent(DebugEvent.CLUSTER_ALLOC);
         loadTable();
+        long from = n == 1 ? freeHint : Math.max(freeHint, runHint);
         while (true) {
-            long start = findFree(n == 1 ? freeHint : Math.max(freeHint, runHint), n);
-            // Every cluster of the run needs a refcount block; creating one takes a free cluster, so search again.
-            boolean created = false;
-            for (long c = start; c < start + n && !created; c++) {
-                if (blockFor(c, false) == null) {
-                    ensureBlock(c, -1);
-                    created = true;
-                }
+            long start = findFree(from, n);
+            // Nothing below start fits: a search after new refcount blocks goes on from here, not from the hint.
+            from = start;
+            if (n > 1) {
+                runHint = start;
             }
-            if (created) {
+            // Every cluster of the run needs a refcount block: new ones go right after the run, never inside it
+            // (a block inside its own range would break every run as long as a range).
+            int ready = blocksForRun(start, n);
+            if (ready == RUN_RETRY) {
+                continue;
+            }
+            if (ready == RUN_SKIP) {
+                from = start + 1;
                 continue;
             }
             overlapCheck.check(start << clusterBits, (long) n << clusterBits, what);
@@ -374,6 +379,89 @@ final class Qcow2Refcounts {
         long next = offset + size;
         freeByteOffset = (next & (clusterSize() - 1)) == 0 ? 0 : next;
         return offset;
+    }
+
+    private static final int RUN_READY = 0;
+    private static final int RUN_RETRY = 1;
+    private static final int RUN_SKIP = 2;
+
+    /**
+     * Makes refcount blocks exist for the free run {@code [start, start + n)}:
+     * the missing ones are placed in the clusters right after the run (and
+     * count themselves there, with more new blocks if those clusters need
+     * them too). Returns RUN_READY, RUN_RETRY when the refcount table had to
+     * grow first (the layout changed: search again from {@code start}), or
+     * RUN_SKIP when the clusters after the run are taken.
+     */
+    private int blocksForRun(long start, int n) throws BlockException {
+        int k = 0;
+        java.util.List<Long> missing;
+        while (true) {
+            long end = start + n + k;
+            long lastIndex = (end - 1) >>> entriesPerBlockBits;
+            if (lastIndex >= tableEntries) {
+                long coveredEnd = tableEntries << entriesPerBlockBits;
+                growTable(lastIndex, Math.max(start, coveredEnd));
+                return RUN_RETRY;
+            }
+            missing = new ArrayList<>();
+            for (long t = start >>> entriesPerBlockBits; t <= lastIndex; t++) {
+                if ((table[(int) t] & TABLE_OFFSET_MASK) == 0) {
+                    missing.add(t);
+                }
+            }
+            if (missing.size() == k) {
+                break;
+            }
+            k = missing.size();
+        }
+        if (k == 0) {
+            return RUN_READY;
+        }
+        for (long p = start + n; p < start + n + k; p++) {
+            if (get(p) != 0) {
+                return RUN_SKIP;
+            }
+        }
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC);
+        Map<Long, Block> created = new LinkedHashMap<>();
+        for (int j = 0; j < k; j++) {
+            created.put(missing.get(j), new Block(new byte[(int) clusterSize()]));
+        }
+        Map<Long, Block> touchedOld = new LinkedHashMap<>();
+        for (int j = 0; j < k; j++) {
+            long p = start + n + j;
+            overlapCheck.check(p << clusterBits, clusterSize(), "refcount block");
+            Block owner = created.get(p >>> entriesPerBlockBits);
+            if (owner == null) {
+                owner = blockFor(p, false);
+                touchedOld.put(table[(int) (p >>> entriesPerBlockBits)] & TABLE_OFFSET_MASK, owner);
+            }
+            write(owner.data, p & ((1L << entriesPerBlockBits) - 1), 1);
+            owner.dirty = true;
+        }
+        // The blocks (and the old blocks that now count them) first, then the table entries that point at them.
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE);
+        int j = 0;
+        for (Block b : created.values()) {
+            long at = (start + n + j++) << clusterBits;
+            file.write(at, ByteBuffer.wrap(b.data), 0);
+            b.dirty = false;
+            fileGrew(at + clusterSize());
+        }
+        for (Map.Entry<Long, Block> e : touchedOld.entrySet()) {
+            writeBlock(e.getKey(), e.getValue());
+        }
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_HOOKUP);
+        j = 0;
+        for (Map.Entry<Long, Block> e : created.entrySet()) {
+            long at = (start + n + j++) << clusterBits;
+            file.write(tableOffset + e.getKey() * 8, ByteBuffer.allocate(8).putLong(0, at), 0);
+            table[e.getKey().intValue()] = at;
+            cache.put(at, e.getValue());
+        }
+        trim();
+        return RUN_READY;
     }
 
     private long findFree(long from, int n) throws BlockException {

@@ -119,7 +119,9 @@ final class Qcow2Writes {
      */
     private int writeFreshRun(long pos, ByteBuffer s) throws BlockException {
         long cs = g.clusterSize();
-        int max = (int) Math.min(s.remaining() / cs, MAX_RUN_BYTES / cs);
+        // At most one L2 slice, as QEMU's handle_alloc: with small clusters a longer run would need many new
+        // refcount blocks, each of which breaks the run and restarts the search.
+        int max = (int) Math.min(Math.min(s.remaining() / cs, MAX_RUN_BYTES / cs), map.clustersToSliceEnd(pos));
         int count = 0;
         long host;
         meta.lock();

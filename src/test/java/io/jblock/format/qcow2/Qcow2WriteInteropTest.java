@@ -326,6 +326,28 @@ class Qcow2WriteInteropTest {
         return "true".equals(String.valueOf(d.root().info().formatSpecific().get("extended-l2")));
     }
 
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"cluster_size=512,refcount_bits=64",
+            "cluster_size=512,refcount_bits=1", "cluster_size=1k,refcount_bits=32"})
+    void largeWritesWithSmallRefcountBlocksGetTheirBlocksOutsideTheRun(String options) throws Exception {
+        // A refcount block here counts only 64 clusters: blocks placed inside their own range would break
+        // every run of 64 new clusters, and the search would chase the end of the table forever.
+        Path img = dir.resolve("img.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-o", options, img.toString(), "16M");
+        byte[] shadow = new byte[16 << 20];
+        Random r = new Random(42);
+        try (Drive d = DriveOpener.standard().open(DriveConfig.parseDrive("file=" + img + ",format=qcow2"))) {
+            for (long off : new long[]{1799680, 5 << 20, 12345 * 512L, 0}) {
+                byte[] data = new byte[1 << 20];
+                r.nextBytes(data);
+                d.write(off, ByteBuffer.wrap(data), WriteFlags.NONE);
+                System.arraycopy(data, 0, shadow, (int) off, data.length);
+            }
+        }
+        assertCleanAndEqual(img, shadow, 42);
+        assertThat(Files.size(img)).as("the image file stays near its data").isLessThan(8L << 20);
+    }
+
     @Test
     void theL2CacheStaysBoundedWhileWritingManyTables() throws Exception {
         Path img = dir.resolve("big.qcow2");
