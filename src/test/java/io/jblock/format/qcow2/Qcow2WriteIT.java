@@ -33,22 +33,26 @@ class Qcow2WriteIT {
         long size = 16L << 20;
         long cs = options.contains("cluster_size=512") ? 512 : options.contains("2M") ? 2 << 20 : 65536;
         List<String> cmds = new ArrayList<>();
+        // Compressed writes first: QEMU 7.2 keeps packing compressed data into a host cluster after it was freed
+        // and allocated to other data, and overwrites that data (its own check then reports OFLAG_COPIED errors);
+        // jblock forgets the packing offset when the cluster is freed, so the images would differ.
+        for (int i = 0; i < 5; i++) {
+            cmds.add("write -c -P 0x" + Integer.toHexString(1 + r.nextInt(255)) + " "
+                    + cs * r.nextInt((int) (size / cs)) + " " + cs);
+        }
         for (int i = 0; i < 60; i++) {
             long len = 512L * (1 + r.nextInt(400));
             long off = 512L * r.nextInt((int) ((size - len) / 512));
-            switch (r.nextInt(6)) {
+            switch (r.nextInt(5)) {
                 case 0 -> cmds.add("write -z " + off + " " + len);
                 case 1 -> cmds.add("write -z -u " + off + " " + len);
                 case 2 -> cmds.add("discard " + off + " " + len);
-                case 3 -> cmds.add("write -c -P 0x" + Integer.toHexString(1 + r.nextInt(255)) + " "
-                        + cs * r.nextInt((int) (size / cs)) + " " + cs);
                 default -> cmds.add("write -P 0x" + Integer.toHexString(1 + r.nextInt(255)) + " " + off + " " + len);
             }
             if (r.nextInt(10) == 0) {
                 cmds.add("flush");
             }
         }
-        java.nio.file.Files.write(Path.of("/tmp/qcow2-it-" + options.replace(',', '_') + ".cmds"), cmds);
         Path mine = dir.resolve("jblock.qcow2");
         Path theirs = dir.resolve("qemu.qcow2");
         qemuImg("create", "-q", "-f", "qcow2", "-o", options, mine.toString(), Long.toString(size));
