@@ -104,6 +104,9 @@ public abstract class BlockNode implements AutoCloseable {
     public final void write(long offset, ByteBuffer src, int flags) throws BlockException {
         checkRange(offset, src.remaining());
         checkWritable();
+        if (WriteFlags.has(flags, WriteFlags.COMPRESSED) && !supportsCompressedWrites()) {
+            throw new BlockException(Errno.ENOTSUP, "Compressed writes are not supported by " + driverName);
+        }
         if (!src.hasRemaining()) {
             return;
         }
@@ -225,6 +228,11 @@ public abstract class BlockNode implements AutoCloseable {
         }
         List<BlockChild> all = children();
         return all.isEmpty() ? null : all.get(0).node();
+    }
+
+    /** Whether {@link #doWrite} takes {@link WriteFlags#COMPRESSED}; no by default. */
+    protected boolean supportsCompressedWrites() {
+        return false;
     }
 
     /** Step 1 of a flush: write this node's own caches to its children. Nothing by default. */

@@ -13,6 +13,12 @@ public final class WriteFlags {
     public static final int MAY_UNMAP = 1 << 1;
     /** Write-zeroes must fail with ENOTSUP rather than fall back to writing zero buffers. */
     public static final int NO_FALLBACK = 1 << 2;
+    /**
+     * Write compressed clusters (qemu-io's {@code write -c}, QEMU's
+     * BDRV_REQ_WRITE_COMPRESSED): whole clusters only, into clusters not yet
+     * allocated; a node that cannot compress refuses it with ENOTSUP.
+     */
+    public static final int COMPRESSED = 1 << 3;
 
     private WriteFlags() {
     }

@@ -108,12 +108,13 @@ final class WriteCommands {
         s.drainAio();
         long t1 = System.nanoTime();
         try {
-            if (vmState || compressed) {
-                // jblock's formats have neither VM state nor compressed writes, as raw has neither in QEMU.
-                throw new BlockException(Errno.ENOTSUP, vmState ? "VM state is not supported"
-                        : "compressed writes are not supported");
+            if (vmState) {
+                // jblock's formats have no VM state, as raw has none in QEMU.
+                throw new BlockException(Errno.ENOTSUP, "VM state is not supported");
             }
-            if (zeroes) {
+            if (compressed) {
+                s.drive.write(offset, ByteBuffer.wrap(buf), flags | WriteFlags.COMPRESSED);
+            } else if (zeroes) {
                 s.drive.writeZeroes(offset, count, flags);
             } else {
                 s.drive.write(offset, ByteBuffer.wrap(buf), flags);

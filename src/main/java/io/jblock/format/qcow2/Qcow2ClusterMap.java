@@ -3,17 +3,27 @@ package io.jblock.format.qcow2;
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 
+import io.jblock.block.DebugEvent;
+import io.jblock.block.Errno;
+
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
  * Guest offset to host offset: the L1 table (read whole at open) and L2 tables
- * (read in slices of at most 4 KiB, kept in a small LRU cache).
+ * (read in slices of at most 4 KiB, kept in a bounded write-back LRU cache).
  *
- * <p>Thread-safe: many readers look up at once. The cache's map is guarded by
- * its own lock, never held during I/O; two readers that miss on the same slice
- * may both read it, which is harmless for a read-only image.
+ * <p>Write side: L2 entries change in the cache and reach the file on
+ * {@link #writeDirty()} (a flush, or a free that must be in the file before
+ * its refcount drops) or when evicted. Every L2 or L1 write is preceded by
+ * {@link Qcow2Refcounts#flush()}, so a refcount block reaches the file before
+ * any table that references a cluster it counts (QEMU's cache dependency).
+ *
+ * <p>Not thread-safe: the image's metadata lock guards every call.
  */
 final class Qcow2ClusterMap {
     /** Slices are at most a page, as QEMU's default l2-cache-entry-size keeps reads small. */
@@ -21,34 +31,96 @@ final class Qcow2ClusterMap {
     /** 1 MiB of cached L2 slices, QEMU's default L2 cache size on Linux. */
     private static final int CACHE_BYTES = 1 << 20;
 
+    /** Header offset of l1_size (u32), followed by l1_table_offset (u64). */
+    private static final int HEADER_L1_FIELDS = 36;
+
     private final Qcow2Geometry g;
     private final BlockNode file;
-    private final long fileLength;
-    private final long[] l1;
+    private volatile long fileLength;
+    private long[] l1;
+    private long l1Offset;
     private final int sliceBytes;
     private final int sliceEntries;
-    private final Map<Long, long[]> cache;
+    private final LinkedHashMap<Long, Slice> cache = new LinkedHashMap<>(16, 0.75f, true);
     private final int capacity;
+    /** Set when the image is opened read-write: where new clusters come from. */
+    private Qcow2Refcounts refcounts;
+    private boolean lazyRefcounts;
+
+    /** One cached L2 slice: its entries (two words each with extended L2) and whether the file is behind. */
+    static final class Slice {
+        final long[] words;
+        boolean dirty;
+
+        Slice(long[] words) {
+            this.words = words;
+        }
+    }
+
+    /** Where one guest cluster's L2 entry sits in the cache: {@code slice.words[index]} (and the bitmap after it). */
+    record Slot(Slice slice, int index) {
+        long entry() {
+            return slice.words[index];
+        }
+
+        long bitmap(Qcow2Geometry g) {
+            return g.extendedL2() ? slice.words[index + 1] : 0;
+        }
+    }
 
     /** A run of guest bytes that all read the same way. */
     record Extent(Qcow2L2Entry.Type type, long hostOffset, long length, long entry) {
     }
 
-    Qcow2ClusterMap(Qcow2Geometry g, BlockNode file, long fileLength, long[] l1) {
+    Qcow2ClusterMap(Qcow2Geometry g, BlockNode file, long fileLength, long[] l1, long l1Offset) {
         this.g = g;
         this.file = file;
         this.fileLength = fileLength;
         this.l1 = l1;
+        this.l1Offset = l1Offset;
         this.sliceBytes = (int) Math.min(g.clusterSize(), MAX_SLICE_BYTES);
         this.sliceEntries = sliceBytes / g.l2EntrySize();
-        int capacity = Math.max(4, CACHE_BYTES / sliceBytes);
-        this.capacity = capacity;
-        this.cache = new LinkedHashMap<>(16, 0.75f, true) {
-            @Override
-            protected boolean removeEldestEntry(Map.Entry<Long, long[]> eldest) {
-                return size() > capacity;
-            }
-        };
+        this.capacity = Math.max(4, CACHE_BYTES / sliceBytes);
+    }
+
+    /**
+     * Writes dirty refcount blocks before a table that may reference what they
+     * count; skipped while the image is dirty with lazy refcounts, where QEMU
+     * drops that ordering too (the refcounts are rebuilt after a crash).
+     */
+    private void refcountsFirst() throws BlockException {
+        if (!lazyRefcounts) {
+            refcounts.flush();
+        }
+    }
+
+    /** Lazy refcounts are in force (the dirty bit is set in the file): no ordering before table writes. */
+    void setLazyRefcounts(boolean lazy) {
+        this.lazyRefcounts = lazy;
+    }
+
+    /** Makes the map writable: new L2 tables and L1 tables are allocated through {@code refcounts}. */
+    void enableWrites(Qcow2Refcounts refcounts) {
+        this.refcounts = refcounts;
+    }
+
+    void fileGrew(long length) {
+        if (length > fileLength) {
+            fileLength = length;
+        }
+    }
+
+    long l1Offset() {
+        return l1Offset;
+    }
+
+    int l1Size() {
+        return l1.length;
+    }
+
+    /** The active L1 table (a copy), for the overlap check and for snapshots. */
+    long[] l1Copy() {
+        return l1.clone();
     }
 
     /**
@@ -66,19 +138,10 @@ final class Qcow2ClusterMap {
             long toEnd = l2Span - (offset & (l2Span - 1));
             return new Extent(Qcow2L2Entry.Type.UNALLOCATED_PLAIN, 0, Math.min(max, toEnd), 0);
         }
-        long l2Offset = l1[(int) l1Index] & Qcow2L2Entry.OFFSET_MASK;
-        if ((l2Offset & (g.clusterSize() - 1)) != 0) {
-            throw new BlockException.Corrupt("L2 table offset " + hex(l2Offset)
-                    + " unaligned (L1 index: " + hex(l1Index) + ")");
-        }
-        if (l2Offset > fileLength - g.clusterSize()) {
-            throw new BlockException.Corrupt("L2 table offset " + hex(l2Offset)
-                    + " (L1 index: " + hex(l1Index)
-                    + ") is past the end of the image file (length " + fileLength + ")");
-        }
+        long l2Offset = checkedL2Offset((int) l1Index);
         int l2Index = (int) ((offset >>> g.clusterBits()) & (g.l2Entries() - 1));
         int sliceIndex = l2Index / sliceEntries;
-        long[] slice = slice(l2Offset + (long) sliceIndex * sliceBytes);
+        long[] slice = slice(l2Offset + (long) sliceIndex * sliceBytes).words;
         int i = l2Index % sliceEntries;
         int sc = (int) (clusterOffset >>> scShift);
 
@@ -144,32 +207,276 @@ final class Qcow2ClusterMap {
         return v == 0 ? "0" : "0x" + Long.toHexString(v);
     }
 
-    private long[] slice(long at) throws BlockException {
-        synchronized (cache) {
-            long[] s = cache.get(at);
-            if (s != null) {
-                return s;
-            }
+    private long checkedL2Offset(int l1Index) throws BlockException {
+        long l2Offset = l1[l1Index] & Qcow2L2Entry.OFFSET_MASK;
+        if ((l2Offset & (g.clusterSize() - 1)) != 0) {
+            throw new BlockException.Corrupt("L2 table offset " + hex(l2Offset)
+                    + " unaligned (L1 index: " + hex(l1Index) + ")");
         }
+        if (l2Offset > fileLength - g.clusterSize()) {
+            throw new BlockException.Corrupt("L2 table offset " + hex(l2Offset)
+                    + " (L1 index: " + hex(l1Index)
+                    + ") is past the end of the image file (length " + fileLength + ")");
+        }
+        return l2Offset;
+    }
+
+    private Slice slice(long at) throws BlockException {
+        Slice s = cache.get(at);
+        if (s != null) {
+            return s;
+        }
+        file.debugEvent(DebugEvent.L2_LOAD);
         ByteBuffer b = ByteBuffer.allocate(sliceBytes);
         file.read(at, b);
-        long[] s = new long[sliceBytes / 8];
+        long[] w = new long[sliceBytes / 8];
         b.flip();
-        b.asLongBuffer().get(s);
-        synchronized (cache) {
-            cache.put(at, s);
-        }
+        b.asLongBuffer().get(w);
+        s = new Slice(w);
+        cache.put(at, s);
+        trim();
         return s;
+    }
+
+    /** Keeps the cache within its bound; a dirty slice leaving it is written first (refcounts before it). */
+    void trim() throws BlockException {
+        if (cache.size() <= capacity) {
+            return;
+        }
+        Iterator<Map.Entry<Long, Slice>> it = cache.entrySet().iterator();
+        boolean refcountsWritten = false;
+        while (cache.size() > capacity && it.hasNext()) {
+            Map.Entry<Long, Slice> e = it.next();
+            if (e.getValue().dirty) {
+                if (!refcountsWritten) {
+                    refcountsFirst();
+                    refcountsWritten = true;
+                }
+                writeSlice(e.getKey(), e.getValue());
+            }
+            it.remove();
+        }
+    }
+
+    private void writeSlice(long at, Slice s) throws BlockException {
+        file.debugEvent(DebugEvent.L2_UPDATE);
+        ByteBuffer b = ByteBuffer.allocate(sliceBytes);
+        b.asLongBuffer().put(s.words);
+        file.write(at, b, 0);
+        s.dirty = false;
+    }
+
+    /** Writes every dirty slice to the file, after the refcount blocks. */
+    void writeDirty() throws BlockException {
+        boolean any = false;
+        for (Slice s : cache.values()) {
+            any |= s.dirty;
+        }
+        if (!any) {
+            return;
+        }
+        refcountsFirst();
+        for (Map.Entry<Long, Slice> e : cache.entrySet()) {
+            if (e.getValue().dirty) {
+                writeSlice(e.getKey(), e.getValue());
+            }
+        }
+    }
+
+    boolean hasDirty() {
+        for (Slice s : cache.values()) {
+            if (s.dirty) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /** The L2 slot of the cluster at {@code guest}, or null when its L2 table does not exist. */
+    Slot slotIfPresent(long guest) throws BlockException {
+        int l1Index = (int) (guest >>> (g.clusterBits() + g.l2Bits()));
+        if (l1Index >= l1.length || (l1[l1Index] & Qcow2L2Entry.OFFSET_MASK) == 0) {
+            return null;
+        }
+        return slot(checkedL2Offset(l1Index), guest);
+    }
+
+    /** The slot of entry {@code l2Index} of the L2 table at {@code l2Offset} (any table: active or a snapshot's). */
+    Slot slotInTable(long l2Offset, int l2Index) throws BlockException {
+        int sliceIndex = l2Index / sliceEntries;
+        Slice s = slice(l2Offset + (long) sliceIndex * sliceBytes);
+        return new Slot(s, (l2Index % sliceEntries) * g.l2EntryWords());
+    }
+
+    private Slot slot(long l2Offset, long guest) throws BlockException {
+        int l2Index = (int) ((guest >>> g.clusterBits()) & (g.l2Entries() - 1));
+        int sliceIndex = l2Index / sliceEntries;
+        Slice s = slice(l2Offset + (long) sliceIndex * sliceBytes);
+        return new Slot(s, (l2Index % sliceEntries) * g.l2EntryWords());
+    }
+
+    /**
+     * The L2 slot of the cluster at {@code guest} in a table this image owns
+     * alone (COPIED in L1): allocates the table, or copies a shared one
+     * (QEMU's l2_allocate), when it is not.
+     */
+    Slot slotForWrite(long guest) throws BlockException {
+        int l1Index = (int) (guest >>> (g.clusterBits() + g.l2Bits()));
+        if (l1Index >= l1.length) {
+            growL1(l1Index + 1L, false);
+        }
+        long l1Entry = l1[l1Index];
+        if ((l1Entry & Qcow2L2Entry.COPIED) != 0 && (l1Entry & Qcow2L2Entry.OFFSET_MASK) != 0) {
+            return slot(checkedL2Offset(l1Index), guest);
+        }
+        long old = l1Entry & Qcow2L2Entry.OFFSET_MASK;
+        if (old != 0) {
+            checkedL2Offset(l1Index);
+        }
+        long l2 = refcounts.allocate(1, "active L2 table");
+        if (old != 0) {
+            file.debugEvent(DebugEvent.L2_ALLOC_COW_READ);
+        }
+        ByteBuffer table = ByteBuffer.allocate((int) g.clusterSize());
+        if (old != 0) {
+            // A table shared with a snapshot: the copy starts with its entries (the cached slices are current).
+            for (long at = 0; at < g.clusterSize(); at += sliceBytes) {
+                Slice s = cache.get(old + at);
+                if (s != null) {
+                    ByteBuffer part = ByteBuffer.allocate(sliceBytes);
+                    part.asLongBuffer().put(s.words);
+                    table.put((int) at, part, 0, sliceBytes);
+                } else {
+                    file.read(old + at, table.duplicate().position((int) at).limit((int) (at + sliceBytes)));
+                }
+            }
+        }
+        refcountsFirst();
+        file.debugEvent(DebugEvent.L2_ALLOC_WRITE);
+        file.write(l2, table.duplicate().clear(), 0);
+        fileGrew(l2 + g.clusterSize());
+        writeL1Entry(l1Index, l2 | Qcow2L2Entry.COPIED);
+        if (old != 0) {
+            for (long at = 0; at < g.clusterSize(); at += sliceBytes) {
+                cache.remove(old + at);
+            }
+            refcounts.free(old, g.clusterSize());
+        }
+        for (long at = 0; at < g.clusterSize(); at += sliceBytes) {
+            long[] w = new long[sliceBytes / 8];
+            table.duplicate().position((int) at).limit((int) (at + sliceBytes)).slice().asLongBuffer().get(w);
+            cache.put(l2 + at, new Slice(w));
+        }
+        trim();
+        return slot(l2, guest);
+    }
+
+    /** Whether the L2 table of {@code guest} exists and belongs to this image alone (COPIED in L1). */
+    boolean l2Owned(long guest) {
+        int l1Index = (int) (guest >>> (g.clusterBits() + g.l2Bits()));
+        return l1Index < l1.length && (l1[l1Index] & Qcow2L2Entry.COPIED) != 0
+                && (l1[l1Index] & Qcow2L2Entry.OFFSET_MASK) != 0;
+    }
+
+    /** Whether {@code [offset, offset + length)} overlaps an active L2 table (the overlap check). */
+    boolean overlapsL2(long offset, long length) {
+        for (long e : l1) {
+            long l2 = e & Qcow2L2Entry.OFFSET_MASK;
+            if (l2 != 0 && l2 < offset + length && offset < l2 + g.clusterSize()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Drops the cached slices of an L2 table that is being freed (whatever they held no longer matters). */
+    void forget(long l2Offset) {
+        for (long at = 0; at < g.clusterSize(); at += sliceBytes) {
+            cache.remove(l2Offset + at);
+        }
+    }
+
+    /** Changes one L2 entry in the cache. */
+    void set(Slot slot, long entry, long bitmap) {
+        slot.slice.words[slot.index] = entry;
+        if (g.extendedL2()) {
+            slot.slice.words[slot.index + 1] = bitmap;
+        }
+        slot.slice.dirty = true;
+    }
+
+    /** Writes one L1 entry; refcount blocks first, since the entry may point at a new L2 table. */
+    void writeL1Entry(int index, long entry) throws BlockException {
+        refcountsFirst();
+        file.debugEvent(DebugEvent.L1_UPDATE);
+        file.write(l1Offset + index * 8L, ByteBuffer.allocate(8).putLong(0, entry), 0);
+        l1[index] = entry;
+    }
+
+    /**
+     * Grows the L1 table to at least {@code minSize} entries (exactly, or by
+     * QEMU's factor of 1.5): the new table is written, then the header points
+     * at it, then the old one is freed.
+     */
+    void growL1(long minSize, boolean exact) throws BlockException {
+        if (minSize <= l1.length) {
+            return;
+        }
+        long size = minSize;
+        if (!exact) {
+            size = Math.max(1, l1.length);
+            while (size < minSize) {
+                size = (size * 3 + 1) / 2;
+            }
+        }
+        if (size > Qcow2Limits.MAX_L1_BYTES / 8) {
+            if (minSize > Qcow2Limits.MAX_L1_BYTES / 8) {
+                throw new BlockException(Errno.EFBIG, "L1 table would grow past "
+                        + Qcow2Limits.MAX_L1_BYTES + " bytes");
+            }
+            size = Qcow2Limits.MAX_L1_BYTES / 8;
+        }
+        long bytes = ((size * 8 + g.clusterSize() - 1) >>> g.clusterBits()) << g.clusterBits();
+        file.debugEvent(DebugEvent.L1_GROW_ALLOC_TABLE);
+        long at = refcounts.allocate((int) (bytes >>> g.clusterBits()), "active L1 table");
+        long[] grown = new long[(int) size];
+        System.arraycopy(l1, 0, grown, 0, l1.length);
+        ByteBuffer b = ByteBuffer.allocate((int) bytes);
+        b.asLongBuffer().put(grown);
+        refcountsFirst();
+        file.debugEvent(DebugEvent.L1_GROW_WRITE_TABLE);
+        file.write(at, b, 0);
+        fileGrew(at + bytes);
+        file.debugEvent(DebugEvent.L1_GROW_ACTIVATE_TABLE);
+        file.write(HEADER_L1_FIELDS, ByteBuffer.allocate(12).putInt(0, (int) size).putLong(4, at), 0);
+        long oldOffset = l1Offset;
+        long oldBytes = (long) l1.length * 8;
+        l1 = grown;
+        l1Offset = at;
+        if (oldBytes > 0) {
+            refcounts.free(oldOffset, oldBytes);
+        }
     }
 
     int capacity() {
         return capacity;
     }
 
+    /** How many clusters from {@code guest} to the end of its L2 slice. */
+    int clustersToSliceEnd(long guest) {
+        int l2Index = (int) ((guest >>> g.clusterBits()) & (g.l2Entries() - 1));
+        return sliceEntries - l2Index % sliceEntries;
+    }
+
     /** How many L2 slices are cached now (for tests of the bound). */
     int cachedSlices() {
-        synchronized (cache) {
-            return cache.size();
-        }
+        return cache.size();
+    }
+
+    /** The offsets of all cached slices, for tests. */
+    List<Long> cachedSliceOffsets() {
+        return new ArrayList<>(cache.keySet());
     }
 }

@@ -3,11 +3,23 @@ package io.jblock.format.qcow2;
 import com.github.luben.zstd.Zstd;
 import io.jblock.block.BlockException;
 
+import java.util.Arrays;
 import java.util.zip.DataFormatException;
+import java.util.zip.Deflater;
 import java.util.zip.Inflater;
 
 /**
- * Decodes one compressed cluster. The stored bytes may run past the real
+ * Encodes and decodes one compressed cluster.
+ *
+ * <p>Encoding: QEMU reads zlib clusters as raw deflate with a 4 KiB window
+ * (inflateInit2 with -12), but java.util.zip.Deflater always compresses with
+ * a 32 KiB window. jblock feeds the deflater 4 KiB at a time and ends each
+ * piece with a full flush, which resets the compressor's state: no match
+ * reaches back past the piece it is in, so every distance is below 4 KiB and
+ * QEMU's inflater accepts the stream. zstd clusters are one zstd frame at
+ * QEMU's default level (3).
+ *
+ * <p>Decoding: The stored bytes may run past the real
  * compressed stream (the entry counts whole 512-byte sectors), so both
  * decoders stop when the cluster is full; a stream that does not fill the
  * cluster exactly is corrupt, as QEMU's qcow2_decompress treats it. The output
@@ -23,6 +35,59 @@ final class Qcow2Compression {
             case Qcow2Header.COMPRESSION_ZSTD -> "zstd";
             default -> "unknown (" + type + ")";
         };
+    }
+
+    /** zlib's window for qcow2, 2^12 bytes: no back reference may reach further. */
+    private static final int ZLIB_WINDOW = 4096;
+    /** QEMU's zstd level (ZSTD_CLEVEL_DEFAULT). */
+    private static final int ZSTD_LEVEL = 3;
+
+    /**
+     * The compressed form of one cluster, or null when it would not be smaller
+     * than the cluster (QEMU then writes the cluster uncompressed).
+     */
+    static byte[] compress(int type, byte[] cluster) {
+        byte[] out = switch (type) {
+            case Qcow2Header.COMPRESSION_ZLIB -> deflate(cluster);
+            case Qcow2Header.COMPRESSION_ZSTD -> Zstd.compress(cluster, ZSTD_LEVEL);
+            default -> throw new IllegalArgumentException("unknown compression type " + type);
+        };
+        return out == null || out.length >= cluster.length ? null : out;
+    }
+
+    private static byte[] deflate(byte[] in) {
+        Deflater d = new Deflater(Deflater.DEFAULT_COMPRESSION, true);
+        try {
+            // Room for a stored worst case plus flush markers; anything that large is refused anyway.
+            byte[] out = new byte[in.length + in.length / ZLIB_WINDOW * 16 + 64];
+            int n = 0;
+            for (int at = 0; at < in.length; at += ZLIB_WINDOW) {
+                d.setInput(in, at, Math.min(ZLIB_WINDOW, in.length - at));
+                boolean last = at + ZLIB_WINDOW >= in.length;
+                if (last) {
+                    d.finish();
+                    while (!d.finished()) {
+                        int got = d.deflate(out, n, out.length - n);
+                        if (got == 0 && n == out.length) {
+                            return null;
+                        }
+                        n += got;
+                    }
+                } else {
+                    int got;
+                    do {
+                        got = d.deflate(out, n, out.length - n, Deflater.FULL_FLUSH);
+                        n += got;
+                    } while (n < out.length && !d.needsInput());
+                    if (n == out.length) {
+                        return null;
+                    }
+                }
+            }
+            return Arrays.copyOf(out, n);
+        } finally {
+            d.end();
+        }
     }
 
     /** Fills {@code out} (one cluster) from {@code in[0, inLength)}. */

@@ -13,7 +13,7 @@ import java.nio.ByteBuffer;
 import java.util.List;
 
 /**
- * {@code driver=qcow2} over a file child: opens an image read-only, checking
+ * {@code driver=qcow2} over a file child: opens an image, checking
  * its header the way QEMU 7.2's qcow2_do_open does, in its order:
  * the fixed header ({@link Qcow2Header}), the extensions and unknown
  * incompatible features, refcount width, compression type, encryption,
@@ -58,10 +58,10 @@ public final class Qcow2Driver implements BlockDriver {
         Qcow2Creator.create(filename, request);
     }
 
-    static BlockException.Unsupported readOnlyOnly() {
-        return new BlockException.Unsupported(
-                "qcow2 images can only be opened read-only in this version of jblock (use -r / read-only=on)");
-    }
+    /** Autoclear features jblock keeps when it writes an image; any other is cleared, as the spec asks of a writer. */
+    private static final long AUTOCLEAR_KEPT = Qcow2Header.AUTOCLEAR_DATA_FILE_RAW;
+    /** Header offset of the version 3 autoclear features. */
+    private static final int HEADER_AUTOCLEAR = 88;
 
     @Override
     public BlockNode open(NodeSettings settings, NodeOptions options, OpenContext context) throws BlockException {
@@ -72,15 +72,15 @@ public final class Qcow2Driver implements BlockDriver {
         BlockNode dataFile = null;
         BlockNode backing = null;
         try (AutoCloseable ignored = Qcow2Children.enter(file)) {
-            if (!settings.readOnly()) {
-                throw readOnlyOnly();
-            }
             long fileLength = file.length();
             Qcow2Header h = Qcow2Header.decode(readZeroPadded(file, fileLength, 0, KNOWN_HEADER_BYTES));
             ByteBuffer first = readZeroPadded(file, fileLength, 0, (int) h.clusterSize());
             Qcow2Extensions ext = Qcow2Extensions.decode(h, first);
             checkFeatures(h, ext);
             Qcow2Limits.check(h, fileLength);
+            if (!settings.readOnly()) {
+                checkWritable(h, ext, file);
+            }
             String backingName = Qcow2Children.backingName(h, first);
             long[] l1 = readL1(file, h);
             List<Qcow2Snapshots.Snapshot> snapshots = Qcow2Snapshots.read(file, fileLength, h);
@@ -99,6 +99,32 @@ public final class Qcow2Driver implements BlockDriver {
                 throw re;
             }
             throw new IllegalStateException("closing the chain guard cannot fail", e);
+        }
+    }
+
+    /**
+     * What a read-write open refuses (QEMU's messages where QEMU refuses too),
+     * and the header change it makes: autoclear bits jblock does not maintain
+     * are cleared, as docs/interop/qcow2.txt asks of a writer that does not
+     * know them.
+     */
+    private static void checkWritable(Qcow2Header h, Qcow2Extensions ext, BlockNode file) throws BlockException {
+        if (h.isCorrupt()) {
+            throw new BlockException(Errno.EACCES, "qcow2: Image is corrupt; cannot be opened read/write");
+        }
+        if (h.isDirty()) {
+            throw new BlockException.Unsupported("qcow2 image is dirty: repair with 'jblock img check -r all'"
+                    + " (automatic repair on open is not wired yet)");
+        }
+        if ((h.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) != 0 && ext.bitmaps() != null) {
+            // QEMU marks them in use and stores them again on close; jblock does not maintain bitmaps yet,
+            // and clearing the bit would leave their clusters referenced by nothing (leaks).
+            throw new BlockException.Unsupported("qcow2 images with persistent dirty bitmaps can only be opened"
+                    + " read-only in this version of jblock");
+        }
+        long unknownAutoclear = h.autoclearFeatures() & ~AUTOCLEAR_KEPT;
+        if (h.version() >= 3 && unknownAutoclear != 0) {
+            file.write(HEADER_AUTOCLEAR, ByteBuffer.allocate(8).putLong(0, h.autoclearFeatures() & AUTOCLEAR_KEPT), 0);
         }
     }
 

@@ -5,21 +5,30 @@ import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 import io.jblock.block.BlockStatus;
 import io.jblock.block.Capabilities;
+import io.jblock.block.DebugEvent;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
+import io.jblock.block.Prealloc;
+import io.jblock.block.WriteFlags;
+
 
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * A qcow2 image, read side: guest reads through the cluster map, from this
- * image's file (or its external data file), from compressed clusters, from
- * the backing file, or as zeroes. Read-only in this version; the driver
- * refuses a read-write open before a node exists.
+ * A qcow2 image: guest reads through the cluster map, from this image's file
+ * (or its external data file), from compressed clusters, from the backing
+ * file, or as zeroes; guest writes, zero-writes and discards through
+ * {@link Qcow2Writes} when opened read-write.
+ *
+ * <p>One metadata lock guards the L1 table, the L2 and refcount caches and
+ * the allocator; it is never held during guest data I/O, so requests on
+ * different clusters run in parallel.
  */
 public final class Qcow2Node extends BlockNode {
     private static final byte[] ZEROES = new byte[64 * 1024];
@@ -30,17 +39,32 @@ public final class Qcow2Node extends BlockNode {
     private final BlockNode file;
     private final BlockNode dataFile;
     private final BlockNode backing;
-    private final long fileLength;
-    private final long dataLength;
+    private volatile long fileLength;
+    private volatile long dataLength;
     private final Qcow2ClusterMap map;
     private final Qcow2Refcounts refcounts;
     private final List<Qcow2Snapshots.Snapshot> snapshots;
+    private final ReentrantLock meta = new ReentrantLock();
+    /** The incompatible feature bits as the file has them now (dirty and corrupt change while open). */
+    private volatile long incompatibleFeatures;
+    /** Header offset of the version 3 incompatible features. */
+    private static final int HEADER_INCOMPATIBLE = 72;
+    /** The virtual size: the header's, until a resize changes it. */
+    private volatile long size;
+    /** Null on a read-only image. */
+    private final Qcow2Writes writes;
+    private final Qcow2ZeroWrites zeroWrites;
+    /** Set once the image was found corrupt while writing: every later request fails (QEMU drops the driver). */
+    private volatile String corruption;
     /** The last compressed cluster decoded, by its L2 entry: sequential reads of one cluster decode it once. */
     private volatile Decoded lastDecoded;
     /** Whether the image looks preallocated (decided on first use, as QEMU does): see {@link #dataStatus}. */
     private volatile Boolean metadataPreallocated;
 
-    private record Decoded(long entry, byte[] data) {
+    /** Bumped whenever compressed data is written: the same L2 entry value may then mean new bytes. */
+    private final java.util.concurrent.atomic.AtomicLong compressedGeneration = new java.util.concurrent.atomic.AtomicLong();
+
+    private record Decoded(long entry, long generation, byte[] data) {
     }
 
     Qcow2Node(NodeSettings settings, Qcow2Header header, Qcow2Extensions extensions, BlockNode file,
@@ -55,9 +79,23 @@ public final class Qcow2Node extends BlockNode {
         this.backing = backing;
         this.fileLength = fileLength;
         this.dataLength = dataFile != null ? dataFile.length() : fileLength;
-        this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1);
+        this.size = header.size();
+        this.incompatibleFeatures = header.incompatibleFeatures();
+        this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1, header.l1TableOffset());
         this.refcounts = new Qcow2Refcounts(file, fileLength, header);
         this.snapshots = snapshots;
+        if (settings.readOnly()) {
+            this.writes = null;
+            this.zeroWrites = null;
+        } else {
+            map.enableWrites(refcounts);
+            refcounts.setOverlapCheck(this::checkOverlap);
+            Qcow2ClusterLocks clusters = new Qcow2ClusterLocks();
+            this.writes = new Qcow2Writes(this, geometry, header.version(), file, dataFile, header.dataFileRaw(),
+                    backing != null, map, refcounts, meta, clusters);
+            this.zeroWrites = new Qcow2ZeroWrites(this, geometry, header.version(), file, dataFile,
+                    header.dataFileRaw(), backing != null, map, refcounts, meta, clusters, writes);
+        }
     }
 
     /** The internal snapshots, in table order. */
@@ -79,13 +117,8 @@ public final class Qcow2Node extends BlockNode {
     }
 
     @Override
-    public Capabilities capabilities() {
-        return new Capabilities(false, false, false, 1, Capabilities.MAX_TRANSFER);
-    }
-
-    @Override
     public long length() {
-        return header.size();
+        return size;
     }
 
     /** The backing node, or null. */
@@ -95,12 +128,22 @@ public final class Qcow2Node extends BlockNode {
 
     /** The reference count of the host cluster at {@code hostOffset}. */
     public long refcount(long hostOffset) throws BlockException {
-        return refcounts.refcount(hostOffset);
+        meta.lock();
+        try {
+            return refcounts.refcount(hostOffset);
+        } finally {
+            meta.unlock();
+        }
     }
 
     /** How many L2 slices the cache holds now; never more than its bound. */
     int cachedL2Slices() {
-        return map.cachedSlices();
+        meta.lock();
+        try {
+            return map.cachedSlices();
+        } finally {
+            meta.unlock();
+        }
     }
 
     /** The most L2 slices the cache holds. */
@@ -118,7 +161,7 @@ public final class Qcow2Node extends BlockNode {
         long pos = offset;
         long end = offset + n;
         while (pos < end) {
-            Qcow2ClusterMap.Extent e = map.lookup(pos, end - pos);
+            Qcow2ClusterMap.Extent e = lookup(pos, end - pos);
             int len = (int) e.length();
             d.limit(d.position() + len);
             switch (e.type()) {
@@ -137,6 +180,7 @@ public final class Qcow2Node extends BlockNode {
     /** Data bytes; QEMU reads zeroes where a cluster runs past the end of its file, and so does jblock. */
     private void readData(long host, ByteBuffer d) throws BlockException {
         BlockNode data = dataFile != null ? dataFile : file;
+        file.debugEvent(DebugEvent.READ_AIO);
         long inFile = Math.max(0, Math.min(d.remaining(), dataLength - host));
         if (inFile > 0) {
             ByteBuffer part = d.duplicate().limit(d.position() + (int) inFile);
@@ -147,8 +191,9 @@ public final class Qcow2Node extends BlockNode {
 
     private void readCompressed(long guest, long entry, ByteBuffer d) throws BlockException {
         Decoded dec = lastDecoded;
-        if (dec == null || dec.entry() != entry) {
-            dec = new Decoded(entry, decompress(guest, entry));
+        long generation = compressedGeneration.get();
+        if (dec == null || dec.entry() != entry || dec.generation() != generation) {
+            dec = new Decoded(entry, generation, decompress(guest, entry));
             lastDecoded = dec;
         }
         int inCluster = (int) (guest & (geometry.clusterSize() - 1));
@@ -166,6 +211,7 @@ public final class Qcow2Node extends BlockNode {
         // The entry counts whole sectors; the last compressed cluster of a file may end before them.
         int stored = (int) Math.min(size, fileLength - host);
         ByteBuffer in = ByteBuffer.allocate(stored);
+        file.debugEvent(DebugEvent.READ_COMPRESSED);
         file.read(host, in);
         byte[] out = new byte[(int) geometry.clusterSize()];
         Qcow2Compression.decompress(header.compressionType(), in.array(), stored, out,
@@ -178,6 +224,7 @@ public final class Qcow2Node extends BlockNode {
         if (backing != null) {
             inBacking = Math.max(0, Math.min(d.remaining(), backing.length() - guest));
             if (inBacking > 0) {
+                file.debugEvent(DebugEvent.READ_BACKING_AIO);
                 backing.read(guest, d.duplicate().limit(d.position() + (int) inBacking));
             }
         }
@@ -194,7 +241,7 @@ public final class Qcow2Node extends BlockNode {
 
     @Override
     protected BlockStatus doBlockStatus(long offset, long length) throws BlockException {
-        Qcow2ClusterMap.Extent e = map.lookup(offset, length);
+        Qcow2ClusterMap.Extent e = lookup(offset, length);
         return switch (e.type()) {
             case NORMAL -> dataStatus(e.hostOffset(), e.length());
             case COMPRESSED -> new BlockStatus(e.length(), BlockStatus.DATA | BlockStatus.ALLOCATED, 1);
@@ -243,7 +290,12 @@ public final class Qcow2Node extends BlockNode {
                 long real = allocated / geometry.clusterSize();
                 long threshold = Math.max(real * 10 / 9, real + 2);
                 long end = ceilDiv(fileLength, geometry.clusterSize());
-                known = refcounts.countReferenced(end, threshold) > threshold;
+                meta.lock();
+                try {
+                    known = refcounts.countReferenced(end, threshold) > threshold;
+                } finally {
+                    meta.unlock();
+                }
             }
             metadataPreallocated = known;
         }
@@ -272,16 +324,319 @@ public final class Qcow2Node extends BlockNode {
         return s.with(flags, s.depth() == 0 ? 0 : s.depth() + 1);
     }
 
-    // ---------------------------------------------------------------- writes (not yet)
+    // ---------------------------------------------------------------- writes
+
+    private Qcow2ClusterMap.Extent lookup(long offset, long max) throws BlockException {
+        meta.lock();
+        try {
+            return map.lookup(offset, max);
+        } finally {
+            meta.unlock();
+        }
+    }
 
     @Override
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
-        throw Qcow2Driver.readOnlyOnly();
+        checkInside(offset, src.remaining());
+        checkUsable();
+        beforeChange();
+        if (WriteFlags.has(flags, WriteFlags.COMPRESSED)) {
+            writes.writeCompressed(offset, src, header.compressionType());
+        } else {
+            writes.write(offset, src);
+        }
+        src.position(src.limit());
+    }
+
+    @Override
+    protected void doTruncate(long length, boolean exact, Prealloc prealloc) throws BlockException {
+        checkUsable();
+        beforeChange();
+        new Qcow2Resize(this, geometry, header, file, dataFile, map, refcounts, zeroWrites, meta)
+                .resize(size, length, prealloc);
+    }
+
+    /**
+     * For internal snapshots: every cluster the L1 table at {@code l1Offset}
+     * reaches gains {@code addend} references, then COPIED flags are made exact
+     * ({@link Qcow2SnapshotRefcounts}). Read-write images only.
+     */
+    void updateSnapshotRefcounts(long l1Offset, int l1Size, int addend) throws BlockException {
+        if (writes == null) {
+            throw new IllegalStateException("snapshot refcounts change only on a read-write image");
+        }
+        checkUsable();
+        beforeChange();
+        meta.lock();
+        try {
+            new Qcow2SnapshotRefcounts(geometry, file, map, refcounts).update(l1Offset, l1Size, addend);
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /** The active L1 table's offset and entries (a copy), for snapshots. */
+    long activeL1Offset() {
+        meta.lock();
+        try {
+            return map.l1Offset();
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    int activeL1Size() {
+        meta.lock();
+        try {
+            return map.l1Size();
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /** A resize wrote the new virtual size into the header. */
+    void sizeChanged(long newSize) {
+        size = newSize;
+    }
+
+    /** The current length of the image file, as jblock has grown it. */
+    long fileLength() {
+        return fileLength;
+    }
+
+    /** The external data file was resized. */
+    void dataResized(long length) {
+        dataLength = length;
+    }
+
+    /** The file was cut at {@code length} by a shrink. */
+    void fileShrunk(long length) {
+        fileLength = length;
+        if (dataFile == null) {
+            dataLength = length;
+        }
+    }
+
+    @Override
+    protected boolean supportsCompressedWrites() {
+        return writes != null;
     }
 
     @Override
     protected void doWriteZeroes(long offset, long length, int flags) throws BlockException {
-        throw Qcow2Driver.readOnlyOnly();
+        checkInside(offset, length);
+        checkUsable();
+        beforeChange();
+        zeroWrites.writeZeroes(offset, length, flags);
+    }
+
+    @Override
+    protected void doDiscard(long offset, long length) throws BlockException {
+        checkInside(offset, length);
+        checkUsable();
+        beforeChange();
+        zeroWrites.discard(offset, length);
+    }
+
+    /** Step one of a flush: dirty refcount blocks, then dirty L2 slices, reach the file (runs under no-flush too). */
+    @Override
+    public void flushToOs() throws BlockException {
+        if (writes == null) {
+            return;
+        }
+        meta.lock();
+        try {
+            if (refcounts.hasDirty() || map.hasDirty()) {
+                file.debugEvent(DebugEvent.FLUSH_TO_OS);
+            }
+            map.writeDirty();
+            refcounts.flush();
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /**
+     * With lazy refcounts (version 3), the first change marks the image dirty
+     * in its header, on disk, before any metadata is written out of order
+     * (QEMU's qcow2_mark_dirty); a clean close clears the bit again.
+     */
+    private void beforeChange() throws BlockException {
+        if (!header.lazyRefcounts() || header.version() < 3
+                || (incompatibleFeatures & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+            return;
+        }
+        meta.lock();
+        try {
+            if ((incompatibleFeatures & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+                return;
+            }
+            // Whatever is cached so far was written in order; the bit must be durable before anything is not.
+            map.writeDirty();
+            refcounts.flush();
+            file.flush();
+            long dirty = incompatibleFeatures | Qcow2Header.INCOMPAT_DIRTY;
+            file.write(HEADER_INCOMPATIBLE, ByteBuffer.allocate(8).putLong(0, dirty), 0);
+            file.flush();
+            incompatibleFeatures = dirty;
+            map.setLazyRefcounts(true);
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /** QEMU's qcow2_mark_clean: every cache written and flushed, then the dirty bit cleared. */
+    private void markClean() throws BlockException {
+        if ((incompatibleFeatures & Qcow2Header.INCOMPAT_DIRTY) == 0
+                || (header.incompatibleFeatures() & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+            return;
+        }
+        meta.lock();
+        try {
+            map.writeDirty();
+            refcounts.flush();
+            file.flush();
+            long clean = incompatibleFeatures & ~Qcow2Header.INCOMPAT_DIRTY;
+            file.write(HEADER_INCOMPATIBLE, ByteBuffer.allocate(8).putLong(0, clean), 0);
+            file.flush();
+            incompatibleFeatures = clean;
+            map.setLazyRefcounts(false);
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    @Override
+    public void close() throws BlockException {
+        BlockException first = null;
+        if (writes != null && corruption == null) {
+            try {
+                flushToOs();
+                markClean();
+            } catch (BlockException e) {
+                first = e;
+            }
+        }
+        try {
+            super.close();
+        } catch (BlockException e) {
+            if (first == null) {
+                first = e;
+            }
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        return new Capabilities(false, writes != null && header.version() >= 3, writes != null, 1,
+                Capabilities.MAX_TRANSFER);
+    }
+
+    /** Guest bytes as the image reads them now (copy-on-write sources). */
+    void readGuest(long offset, ByteBuffer dst) throws BlockException {
+        doRead(offset, dst);
+    }
+
+    /** Whether guest bytes read as zero, by block status (QEMU's is_zero); an empty range does. */
+    boolean readsAsZero(long offset, long length) throws BlockException {
+        long pos = offset;
+        while (pos < offset + length) {
+            BlockStatus s = doBlockStatus(pos, offset + length - pos);
+            if ((s.flags() & BlockStatus.ZERO) == 0) {
+                return false;
+            }
+            pos += s.length();
+        }
+        return true;
+    }
+
+    /** Compressed bytes are about to be written: forget the last decoded cluster. */
+    void compressedWritten() {
+        compressedGeneration.incrementAndGet();
+        lastDecoded = null;
+    }
+
+    /** Guest data reached host offset {@code end} of the data file (or this image's file). */
+    void dataGrew(long end) {
+        if (dataFile != null) {
+            if (end > dataLength) {
+                dataLength = end;
+            }
+        } else {
+            fileGrew(end);
+        }
+    }
+
+    private void fileGrew(long end) {
+        if (end > fileLength) {
+            fileLength = end;
+            if (dataFile == null && end > dataLength) {
+                dataLength = end;
+            }
+        }
+        map.fileGrew(end);
+        refcounts.fileGrew(end);
+    }
+
+    void checkUsable() throws BlockException {
+        String c = corruption;
+        if (c != null) {
+            throw new BlockException(Errno.EIO, "qcow2 image is corrupt (" + c + "); no further requests");
+        }
+    }
+
+    /**
+     * QEMU's qcow2_pre_write_overlap_check, the cheap part: a newly allocated
+     * range must not overlap the header, the active L1 table, the refcount
+     * table or blocks, or an active L2 table. One that does means the
+     * refcounts are wrong: the image is marked corrupt and the write fails.
+     */
+    private void checkOverlap(long offset, long length, String what) throws BlockException {
+        String with = null;
+        if (offset < geometry.clusterSize()) {
+            with = "qcow2_header";
+        } else if (overlaps(offset, length, map.l1Offset(), map.l1Size() * 8L)) {
+            with = "active L1 table";
+        } else if (overlaps(offset, length, refcounts.tableOffset(), refcounts.tableBytes())) {
+            with = "refcount table";
+        } else if (refcounts.overlapsBlock(offset, length)) {
+            with = "refcount block";
+        } else if (map.overlapsL2(offset, length)) {
+            with = "active L2 table";
+        }
+        if (with != null) {
+            throw markCorrupt("Preventing invalid allocation of " + what + " at offset "
+                    + Qcow2ClusterMap.hex(offset) + " (overlaps with " + with + ")");
+        }
+    }
+
+    private static boolean overlaps(long a, long aLen, long b, long bLen) {
+        return bLen > 0 && a < b + bLen && b < a + aLen;
+    }
+
+    /**
+     * QEMU's qcow2_signal_corruption: the corrupt bit goes into a version 3
+     * header, the message to the log, and the node refuses every later request.
+     */
+    BlockException markCorrupt(String message) {
+        if (corruption == null) {
+            corruption = message;
+            System.getLogger("io.jblock.format.qcow2").log(System.Logger.Level.ERROR,
+                    "qcow2: Marking image as corrupt: " + message + "; further corruption events will be suppressed");
+            if (header.version() >= 3) {
+                try {
+                    incompatibleFeatures |= Qcow2Header.INCOMPAT_CORRUPT;
+                    file.write(HEADER_INCOMPATIBLE, ByteBuffer.allocate(8).putLong(0, incompatibleFeatures), 0);
+                    file.flush();
+                } catch (BlockException e) {
+                    // The request fails anyway; the image stays unusable in this process.
+                }
+            }
+        }
+        return new BlockException.Corrupt(message);
     }
 
     // ---------------------------------------------------------------- info
@@ -304,10 +659,10 @@ public final class Qcow2Node extends BlockNode {
                 }
                 m.put("data-file-raw", header.dataFileRaw());
             }
-            m.put("corrupt", header.isCorrupt());
+            m.put("corrupt", (incompatibleFeatures & Qcow2Header.INCOMPAT_CORRUPT) != 0);
             m.put("extended-l2", header.hasExtendedL2());
         }
-        long vmStateOffset = ceilDiv(header.size(), geometry.l1Span()) * geometry.l1Span();
+        long vmStateOffset = ceilDiv(size, geometry.l1Span()) * geometry.l1Span();
         return new NodeInfo("qcow2", geometry.clusterSize(), vmStateOffset, m);
     }
 
@@ -316,9 +671,10 @@ public final class Qcow2Node extends BlockNode {
     }
 
     private void checkInside(long offset, long n) throws BlockException {
-        if (offset > header.size() - n) {
-            throw new BlockException.BadRequest(Errno.EIO, "read outside the image: offset " + offset
-                    + ", length " + n + ", image size " + header.size());
+        long size = this.size;
+        if (offset > size - n) {
+            throw new BlockException.BadRequest(Errno.EIO, "request outside the image: offset " + offset
+                    + ", length " + n + ", image size " + size);
         }
     }
 }

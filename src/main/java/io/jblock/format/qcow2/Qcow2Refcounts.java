@@ -2,99 +2,191 @@ package io.jblock.format.qcow2;
 
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
+import io.jblock.block.DebugEvent;
+import io.jblock.block.Errno;
 
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
- * Reads reference counts: a refcount table of 64-bit block offsets (bits 9..63),
+ * Reference counts: a refcount table of 64-bit block offsets (bits 9..63),
  * each block one cluster of {@code 2^refcount_order}-bit big-endian counts,
- * one per host cluster. Read side only, and read on demand: the counts matter
- * to writers and to check, not to guest reads.
+ * one per host cluster; and the allocator of host clusters built on them.
+ *
+ * <pre>
+ * host cluster c:  table index c >> (cluster_bits + 3 - refcount_order)
+ *                  block index c &amp; (entries per block - 1)
+ * widths below 8 bits pack the lowest-numbered entry in a byte's least significant bits
+ * </pre>
+ *
+ * <p>Blocks are cached (bounded, write-back). A dirty block may reach the
+ * file at any time: its changes are either increments (a block written early
+ * only leaks) or decrements whose L2 references are already in the file. The
+ * other direction is the caller's: {@link #flush()} before any L2 or L1 write
+ * that references a newly allocated cluster.
+ *
+ * <p>Not thread-safe: the image's metadata lock guards every call but
+ * {@link #refcount} on a read-only image.
  */
 final class Qcow2Refcounts {
     private static final long TABLE_OFFSET_MASK = 0xfffffffffffffe00L;
+    /** Header offset of refcount_table_offset (u64), followed by refcount_table_clusters (u32). */
+    private static final int HEADER_REFTABLE_FIELDS = 48;
+    /** 256 KiB of cached refcount blocks, QEMU's default refcount cache size relation (a quarter of the L2 cache). */
+    private static final int CACHE_BYTES = 256 << 10;
 
     private final BlockNode file;
-    private final long fileLength;
+    private volatile long fileLength;
     private final int clusterBits;
     private final int refcountOrder;
-    private final long tableOffset;
-    private final long tableEntries;
+    private final int bits;
+    private final int entriesPerBlockBits;
+    private final int capacity;
+    private long tableOffset;
+    private long tableEntries;
+    /** The refcount table, read whole at first use (at most 8 MiB, {@link Qcow2Limits#MAX_REFTABLE_BYTES}). */
+    private long[] table;
+    private final LinkedHashMap<Long, Block> cache = new LinkedHashMap<>(16, 0.75f, true);
+    /** No free cluster below this one (QEMU's free_cluster_index). */
+    private long freeHint;
+    /**
+     * No free run of several clusters starts below this one, as far as the
+     * last run search saw: a small hole low in the file must not make every
+     * later run search scan the whole file again.
+     */
+    private long runHint;
+    /** Where the next compressed cluster may start inside the last one's host cluster; 0: nowhere (QEMU's free_byte_offset). */
+    private long freeByteOffset;
+    /** Checks a newly allocated range against the image's other metadata before it is used. */
+    private OverlapCheck overlapCheck = (offset, length, what) -> { };
+
+    private static final class Block {
+        final byte[] data;
+        boolean dirty;
+
+        Block(byte[] data) {
+            this.data = data;
+        }
+    }
+
+    /** What the node checks a new allocation against (QEMU's pre-write overlap check, cheap part). */
+    interface OverlapCheck {
+        void check(long offset, long length, String what) throws BlockException;
+    }
 
     Qcow2Refcounts(BlockNode file, long fileLength, Qcow2Header h) {
         this.file = file;
         this.fileLength = fileLength;
         this.clusterBits = h.clusterBits();
         this.refcountOrder = h.refcountOrder();
+        this.bits = 1 << refcountOrder;
+        this.entriesPerBlockBits = clusterBits + 3 - refcountOrder;
         this.tableOffset = h.refcountTableOffset();
         this.tableEntries = Integer.toUnsignedLong(h.refcountTableClusters()) << (clusterBits - 3);
+        this.capacity = Math.max(4, CACHE_BYTES >>> clusterBits);
     }
+
+    void setOverlapCheck(OverlapCheck check) {
+        this.overlapCheck = check;
+    }
+
+    /** The file grew (a write past its old end): blocks up to the new end are valid. */
+    void fileGrew(long length) {
+        if (length > fileLength) {
+            fileLength = length;
+        }
+    }
+
+    long tableOffset() {
+        return tableOffset;
+    }
+
+    long tableBytes() {
+        return tableEntries * 8;
+    }
+
+    /** Whether {@code [offset, offset + length)} overlaps a refcount block (the overlap check). */
+    boolean overlapsBlock(long offset, long length) throws BlockException {
+        loadTable();
+        for (long e : table) {
+            long b = e & TABLE_OFFSET_MASK;
+            if (b != 0 && b < offset + length && offset < b + clusterSize()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private long clusterSize() {
+        return 1L << clusterBits;
+    }
+
+    // ---------------------------------------------------------------- reading
 
     /** The reference count of the host cluster at {@code hostOffset}; 0 where no refcount block covers it. */
     long refcount(long hostOffset) throws BlockException {
-        long cluster = hostOffset >>> clusterBits;
-        int entriesPerBlockBits = clusterBits + 3 - refcountOrder;
-        long tableIndex = cluster >>> entriesPerBlockBits;
-        if (tableIndex >= tableEntries) {
-            return 0;
-        }
-        long block = readLong(tableOffset + tableIndex * 8) & TABLE_OFFSET_MASK;
-        if (block == 0) {
-            return 0;
-        }
-        if ((block & ((1L << clusterBits) - 1)) != 0 || block > fileLength - (1L << clusterBits)) {
-            throw new BlockException.Corrupt("Refcount block offset 0x" + Long.toHexString(block)
-                    + " (refcount table index " + tableIndex + ") is unaligned or past the end of the image file");
-        }
-        long index = cluster & ((1L << entriesPerBlockBits) - 1);
-        int bits = 1 << refcountOrder;
+        return get(hostOffset >>> clusterBits);
+    }
+
+    private long get(long cluster) throws BlockException {
+        Block b = blockFor(cluster, false);
+        return b == null ? 0 : read(b.data, cluster & ((1L << entriesPerBlockBits) - 1));
+    }
+
+    private long read(byte[] a, long index) {
         long bitOffset = index * bits;
         if (bits >= 8) {
-            ByteBuffer b = ByteBuffer.allocate(bits / 8);
-            file.read(block + bitOffset / 8, b);
             long v = 0;
+            int at = (int) (bitOffset / 8);
             for (int i = 0; i < bits / 8; i++) {
-                v = v << 8 | Byte.toUnsignedLong(b.get(i));
+                v = v << 8 | Byte.toUnsignedLong(a[at + i]);
             }
             return v;
         }
-        // Sub-byte widths pack the lowest-numbered entry in the least significant bits of each byte.
-        ByteBuffer b = ByteBuffer.allocate(1);
-        file.read(block + bitOffset / 8, b);
-        return (Byte.toUnsignedInt(b.get(0)) >>> (bitOffset % 8)) & ((1 << bits) - 1);
+        return (Byte.toUnsignedInt(a[(int) (bitOffset / 8)]) >>> (bitOffset % 8)) & ((1 << bits) - 1);
+    }
+
+    private void write(byte[] a, long index, long v) {
+        long bitOffset = index * bits;
+        if (bits >= 8) {
+            int at = (int) (bitOffset / 8);
+            for (int i = bits / 8 - 1; i >= 0; i--) {
+                a[at + i] = (byte) v;
+                v >>>= 8;
+            }
+            return;
+        }
+        int at = (int) (bitOffset / 8);
+        int shift = (int) (bitOffset % 8);
+        int mask = ((1 << bits) - 1) << shift;
+        a[at] = (byte) ((a[at] & ~mask) | (((int) v << shift) & mask));
+    }
+
+    private long maxRefcount() {
+        return bits == 64 ? -1L : (1L << bits) - 1;
     }
 
     /**
      * How many host clusters below {@code endCluster} have a non-zero count,
-     * counting no further once the count passes {@code stopAbove}. Reads
-     * whole refcount blocks, one cluster each.
+     * counting no further once the count passes {@code stopAbove}.
      */
     long countReferenced(long endCluster, long stopAbove) throws BlockException {
-        int entriesPerBlockBits = clusterBits + 3 - refcountOrder;
+        loadTable();
         long perBlock = 1L << entriesPerBlockBits;
-        int bits = 1 << refcountOrder;
         long count = 0;
         for (long t = 0; t < tableEntries && t * perBlock < endCluster && count <= stopAbove; t++) {
-            long block = readLong(tableOffset + t * 8) & TABLE_OFFSET_MASK;
-            if (block == 0 || (block & ((1L << clusterBits) - 1)) != 0 || block > fileLength - (1L << clusterBits)) {
+            long block = table[(int) t] & TABLE_OFFSET_MASK;
+            if (block == 0 || (block & (clusterSize() - 1)) != 0 || block > fileLength - clusterSize()) {
                 continue;
             }
-            ByteBuffer b = ByteBuffer.allocate(1 << clusterBits);
-            file.read(block, b);
-            byte[] a = b.array();
+            byte[] a = load(block).data;
             long n = Math.min(perBlock, endCluster - t * perBlock);
             for (long i = 0; i < n; i++) {
-                long bit = i * bits;
-                boolean referenced;
-                if (bits >= 8) {
-                    referenced = false;
-                    for (int k = 0; k < bits / 8 && !referenced; k++) {
-                        referenced = a[(int) (bit / 8) + k] != 0;
-                    }
-                } else {
-                    referenced = ((a[(int) (bit / 8)] >>> (bit % 8)) & ((1 << bits) - 1)) != 0;
-                }
-                if (referenced) {
+                if (read(a, i) != 0) {
                     count++;
                 }
             }
@@ -102,9 +194,399 @@ final class Qcow2Refcounts {
         return count;
     }
 
-    private long readLong(long at) throws BlockException {
-        ByteBuffer b = ByteBuffer.allocate(8);
-        file.read(at, b);
-        return b.getLong(0);
+    private void loadTable() throws BlockException {
+        if (table != null) {
+            return;
+        }
+        if (tableEntries > Qcow2Limits.MAX_REFTABLE_BYTES / 8) {
+            throw new BlockException.Corrupt("Reference count table too large");
+        }
+        file.debugEvent(DebugEvent.REFTABLE_LOAD);
+        ByteBuffer b = ByteBuffer.allocate((int) tableEntries * 8);
+        file.read(tableOffset, b);
+        long[] t = new long[(int) tableEntries];
+        b.flip();
+        b.asLongBuffer().get(t);
+        table = t;
+    }
+
+    /** The cached block covering {@code cluster}; null when none exists and {@code create} is false. */
+    private Block blockFor(long cluster, boolean create) throws BlockException {
+        loadTable();
+        long tableIndex = cluster >>> entriesPerBlockBits;
+        if (tableIndex >= tableEntries || (table[(int) tableIndex] & TABLE_OFFSET_MASK) == 0) {
+            if (!create) {
+                return null;
+            }
+            ensureBlock(cluster, cluster);
+            return blockFor(cluster, false);
+        }
+        long block = table[(int) tableIndex] & TABLE_OFFSET_MASK;
+        if ((block & (clusterSize() - 1)) != 0 || block > fileLength - clusterSize()) {
+            throw new BlockException.Corrupt("Refcount block offset 0x" + Long.toHexString(block)
+                    + " (refcount table index " + tableIndex + ") is unaligned or past the end of the image file");
+        }
+        return load(block);
+    }
+
+    private Block load(long offset) throws BlockException {
+        Block b = cache.get(offset);
+        if (b != null) {
+            return b;
+        }
+        file.debugEvent(DebugEvent.REFBLOCK_LOAD);
+        ByteBuffer buf = ByteBuffer.allocate((int) clusterSize());
+        file.read(offset, buf);
+        b = new Block(buf.array());
+        cache.put(offset, b);
+        trim();
+        return b;
+    }
+
+    /** Keeps the cache within its bound; a dirty block leaving it is written first (always safe, see above). */
+    private void trim() throws BlockException {
+        Iterator<Map.Entry<Long, Block>> it = cache.entrySet().iterator();
+        while (cache.size() > capacity && it.hasNext()) {
+            Map.Entry<Long, Block> e = it.next();
+            if (e.getValue().dirty) {
+                writeBlock(e.getKey(), e.getValue());
+            }
+            it.remove();
+        }
+    }
+
+    private void writeBlock(long offset, Block b) throws BlockException {
+        file.debugEvent(DebugEvent.REFBLOCK_UPDATE);
+        file.write(offset, ByteBuffer.wrap(b.data), 0);
+        b.dirty = false;
+    }
+
+    /** Writes every dirty block to the file (step one of a flush, and before any L2 or L1 write). */
+    void flush() throws BlockException {
+        for (Map.Entry<Long, Block> e : cache.entrySet()) {
+            if (e.getValue().dirty) {
+                writeBlock(e.getKey(), e.getValue());
+            }
+        }
+    }
+
+    boolean hasDirty() {
+        for (Block b : cache.values()) {
+            if (b.dirty) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // ---------------------------------------------------------------- updating
+
+    /** Adds {@code delta} to the count of each host cluster in {@code [offset, offset + length)}. */
+    void update(long offset, long length, long delta) throws BlockException {
+        long first = offset >>> clusterBits;
+        long last = (offset + length - 1) >>> clusterBits;
+        for (long c = first; c <= last; c++) {
+            Block b = blockFor(c, delta > 0);
+            long index = c & ((1L << entriesPerBlockBits) - 1);
+            long old = b == null ? 0 : read(b.data, index);
+            long v = old + delta;
+            if (delta < 0 && Long.compareUnsigned(old, -delta) < 0) {
+                throw new BlockException.Corrupt("Refcount of host cluster 0x" + Long.toHexString(c << clusterBits)
+                        + " would drop below zero (it is " + old + ")");
+            }
+            if (delta > 0 && (Long.compareUnsigned(v, maxRefcount()) > 0 || Long.compareUnsigned(v, old) < 0)) {
+                throw new BlockException(Errno.ERANGE, "Refcount of host cluster 0x"
+                        + Long.toHexString(c << clusterBits) + " would exceed the " + bits + "-bit maximum");
+            }
+            write(b.data, index, v);
+            b.dirty = true;
+            if (v == 0) {
+                if (c < freeHint) {
+                    freeHint = c;
+                }
+                if (c < runHint) {
+                    runHint = c;
+                }
+                if (freeByteOffset != 0 && freeByteOffset >>> clusterBits == c) {
+                    freeByteOffset = 0; // the cluster is free now: it may go to anything
+                }
+            }
+        }
+    }
+
+    /** Frees host clusters: their counts drop by one. The caller has written every L2 entry that referenced them. */
+    void free(long offset, long length) throws BlockException {
+        file.debugEvent(DebugEvent.CLUSTER_FREE);
+        update(offset, length, -1);
+    }
+
+    /**
+     * Allocates {@code n} contiguous free host clusters with count 1 and
+     * returns the first one's offset. Creates refcount blocks, and grows the
+     * refcount table, as the new clusters need.
+     */
+    long allocate(int n, String what) throws BlockException {
+        file.debugEvent(DebugEvent.CLUSTER_ALLOC);
+        loadTable();
+        long from = n == 1 ? freeHint : Math.max(freeHint, runHint);
+        while (true) {
+            long start = findFree(from, n);
+            // Nothing below start fits: a search after new refcount blocks goes on from here, not from the hint.
+            from = start;
+            if (n > 1) {
+                runHint = start;
+            }
+            // Every cluster of the run needs a refcount block: new ones go right after the run, never inside it
+            // (a block inside its own range would break every run as long as a range).
+            int ready = blocksForRun(start, n);
+            if (ready == RUN_RETRY) {
+                continue;
+            }
+            if (ready == RUN_SKIP) {
+                from = start + 1;
+                continue;
+            }
+            overlapCheck.check(start << clusterBits, (long) n << clusterBits, what);
+            update(start << clusterBits, (long) n << clusterBits, 1);
+            if (n == 1 || start == freeHint) {
+                freeHint = start + n;
+            }
+            if (n > 1) {
+                runHint = start + n;
+            }
+            return start << clusterBits;
+        }
+    }
+
+    /**
+     * Room for {@code size} bytes of compressed data (QEMU's qcow2_alloc_bytes):
+     * after the previous compressed cluster when it fits in the rest of that
+     * host cluster, else at the start of new clusters. Every host cluster the
+     * bytes touch gains one reference.
+     */
+    long allocateBytes(int size) throws BlockException {
+        file.debugEvent(DebugEvent.CLUSTER_ALLOC_BYTES);
+        long offset = freeByteOffset;
+        if (offset != 0 && get(offset >>> clusterBits) == maxRefcount()) {
+            offset = 0; // one more reference would overflow the count (1-bit refcounts): start a new cluster
+        }
+        if (offset != 0 && (offset & (clusterSize() - 1)) + size <= clusterSize()) {
+            update(offset, size, 1);
+        } else {
+            int clusters = (int) ((size + clusterSize() - 1) >>> clusterBits);
+            offset = allocate(clusters, "compressed cluster");
+        }
+        long next = offset + size;
+        freeByteOffset = (next & (clusterSize() - 1)) == 0 ? 0 : next;
+        return offset;
+    }
+
+    private static final int RUN_READY = 0;
+    private static final int RUN_RETRY = 1;
+    private static final int RUN_SKIP = 2;
+
+    /**
+     * Makes refcount blocks exist for the free run {@code [start, start + n)}:
+     * the missing ones are placed in the clusters right after the run (and
+     * count themselves there, with more new blocks if those clusters need
+     * them too). Returns RUN_READY, RUN_RETRY when the refcount table had to
+     * grow first (the layout changed: search again from {@code start}), or
+     * RUN_SKIP when the clusters after the run are taken.
+     */
+    private int blocksForRun(long start, int n) throws BlockException {
+        int k = 0;
+        java.util.List<Long> missing;
+        while (true) {
+            long end = start + n + k;
+            long lastIndex = (end - 1) >>> entriesPerBlockBits;
+            if (lastIndex >= tableEntries) {
+                long coveredEnd = tableEntries << entriesPerBlockBits;
+                growTable(lastIndex, Math.max(start, coveredEnd));
+                return RUN_RETRY;
+            }
+            missing = new ArrayList<>();
+            for (long t = start >>> entriesPerBlockBits; t <= lastIndex; t++) {
+                if ((table[(int) t] & TABLE_OFFSET_MASK) == 0) {
+                    missing.add(t);
+                }
+            }
+            if (missing.size() == k) {
+                break;
+            }
+            k = missing.size();
+        }
+        if (k == 0) {
+            return RUN_READY;
+        }
+        for (long p = start + n; p < start + n + k; p++) {
+            if (get(p) != 0) {
+                return RUN_SKIP;
+            }
+        }
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC);
+        Map<Long, Block> created = new LinkedHashMap<>();
+        for (int j = 0; j < k; j++) {
+            created.put(missing.get(j), new Block(new byte[(int) clusterSize()]));
+        }
+        Map<Long, Block> touchedOld = new LinkedHashMap<>();
+        for (int j = 0; j < k; j++) {
+            long p = start + n + j;
+            overlapCheck.check(p << clusterBits, clusterSize(), "refcount block");
+            Block owner = created.get(p >>> entriesPerBlockBits);
+            if (owner == null) {
+                owner = blockFor(p, false);
+                touchedOld.put(table[(int) (p >>> entriesPerBlockBits)] & TABLE_OFFSET_MASK, owner);
+            }
+            write(owner.data, p & ((1L << entriesPerBlockBits) - 1), 1);
+            owner.dirty = true;
+        }
+        // The blocks (and the old blocks that now count them) first, then the table entries that point at them.
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE);
+        int j = 0;
+        for (Block b : created.values()) {
+            long at = (start + n + j++) << clusterBits;
+            file.write(at, ByteBuffer.wrap(b.data), 0);
+            b.dirty = false;
+            fileGrew(at + clusterSize());
+        }
+        for (Map.Entry<Long, Block> e : touchedOld.entrySet()) {
+            writeBlock(e.getKey(), e.getValue());
+        }
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_HOOKUP);
+        j = 0;
+        for (Map.Entry<Long, Block> e : created.entrySet()) {
+            long at = (start + n + j++) << clusterBits;
+            file.write(tableOffset + e.getKey() * 8, ByteBuffer.allocate(8).putLong(0, at), 0);
+            table[e.getKey().intValue()] = at;
+            cache.put(at, e.getValue());
+        }
+        trim();
+        return RUN_READY;
+    }
+
+    private long findFree(long from, int n) throws BlockException {
+        long c = from;
+        int run = 0;
+        while (run < n) {
+            if (get(c + run) == 0) {
+                run++;
+            } else {
+                c = c + run + 1;
+                run = 0;
+            }
+        }
+        return c;
+    }
+
+    /**
+     * Makes a refcount block exist for host cluster {@code cluster}: a new
+     * block lies in a free cluster of the range it covers and counts itself;
+     * a cluster past the table's reach grows the table. {@code avoid} is a
+     * cluster the new block must not take (-1: none).
+     */
+    private void ensureBlock(long cluster, long avoid) throws BlockException {
+        long tableIndex = cluster >>> entriesPerBlockBits;
+        if (tableIndex >= tableEntries) {
+            long coveredEnd = tableEntries << entriesPerBlockBits;
+            long at = Math.max(cluster, coveredEnd);
+            if (at == avoid) {
+                at++;
+            }
+            growTable(tableIndex, at);
+            if (blockFor(cluster, false) != null) {
+                return;
+            }
+        }
+        long rangeStart = tableIndex << entriesPerBlockBits;
+        long place = cluster != avoid ? cluster : (cluster == rangeStart ? rangeStart + 1 : rangeStart);
+        long offset = place << clusterBits;
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC);
+        overlapCheck.check(offset, clusterSize(), "refcount block");
+        Block b = new Block(new byte[(int) clusterSize()]);
+        write(b.data, place & ((1L << entriesPerBlockBits) - 1), 1);
+        // The block first, then the table entry that points at it.
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE);
+        file.write(offset, ByteBuffer.wrap(b.data), 0);
+        fileGrew(offset + clusterSize());
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_HOOKUP);
+        ByteBuffer e = ByteBuffer.allocate(8).putLong(0, offset);
+        file.write(tableOffset + tableIndex * 8, e, 0);
+        table[(int) tableIndex] = offset;
+        cache.put(offset, b);
+        trim();
+    }
+
+    /**
+     * Grows the refcount table so it reaches {@code neededIndex}, placing the
+     * new table and the blocks that count it at {@code at} and after, where
+     * every cluster is free (past what the old table reaches). The new blocks
+     * and table are written, then the header switches to the new table, then
+     * the old table's clusters are freed.
+     */
+    private void growTable(long neededIndex, long at) throws BlockException {
+        file.debugEvent(DebugEvent.REFTABLE_GROW);
+        long perTableCluster = clusterSize() / 8;
+        int blocks = 0;
+        long tableClusters = 0;
+        long newEntries;
+        while (true) {
+            long end = at + blocks + tableClusters; // exclusive
+            long want = Math.max(neededIndex + 1, ((end - 1) >>> entriesPerBlockBits) + 1);
+            want = Math.max(want, tableEntries + tableEntries / 2);
+            long clusters = (want + perTableCluster - 1) / perTableCluster;
+            int newBlocks = (int) (((at + blocks + clusters - 1) >>> entriesPerBlockBits)
+                    - (at >>> entriesPerBlockBits) + 1);
+            if (newBlocks == blocks && clusters == tableClusters) {
+                newEntries = clusters * perTableCluster;
+                break;
+            }
+            blocks = newBlocks;
+            tableClusters = clusters;
+        }
+        if (newEntries * 8 > Qcow2Limits.MAX_REFTABLE_BYTES) {
+            throw new BlockException(Errno.EFBIG, "Refcount table would grow past "
+                    + Qcow2Limits.MAX_REFTABLE_BYTES + " bytes");
+        }
+        long firstIndex = at >>> entriesPerBlockBits;
+        long newTableOffset = (at + blocks) << clusterBits;
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC);
+        overlapCheck.check(at << clusterBits, (blocks + tableClusters) << clusterBits, "refcount table");
+        List<Block> newBlocks = new ArrayList<>(blocks);
+        for (int i = 0; i < blocks; i++) {
+            newBlocks.add(new Block(new byte[(int) clusterSize()]));
+        }
+        for (long c = at; c < at + blocks + tableClusters; c++) {
+            Block b = newBlocks.get((int) ((c >>> entriesPerBlockBits) - firstIndex));
+            write(b.data, c & ((1L << entriesPerBlockBits) - 1), 1);
+        }
+        long[] newTable = new long[(int) newEntries];
+        System.arraycopy(table, 0, newTable, 0, table.length);
+        for (int i = 0; i < blocks; i++) {
+            newTable[(int) (firstIndex + i)] = (at + i) << clusterBits;
+        }
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE_BLOCKS);
+        for (int i = 0; i < blocks; i++) {
+            file.write((at + i) << clusterBits, ByteBuffer.wrap(newBlocks.get(i).data), 0);
+        }
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE_TABLE);
+        ByteBuffer t = ByteBuffer.allocate((int) (tableClusters << clusterBits));
+        t.asLongBuffer().put(newTable);
+        file.write(newTableOffset, t, 0);
+        fileGrew(newTableOffset + (tableClusters << clusterBits));
+        // Whatever is dirty must be in the file before the header points at a table that is.
+        flush();
+        file.debugEvent(DebugEvent.REFBLOCK_ALLOC_SWITCH_TABLE);
+        ByteBuffer h = ByteBuffer.allocate(12).putLong(0, newTableOffset).putInt(8, (int) tableClusters);
+        file.write(HEADER_REFTABLE_FIELDS, h, 0);
+        long oldOffset = tableOffset;
+        long oldBytes = tableEntries * 8;
+        tableOffset = newTableOffset;
+        tableEntries = newEntries;
+        table = newTable;
+        for (int i = 0; i < blocks; i++) {
+            cache.put((at + i) << clusterBits, newBlocks.get(i));
+        }
+        trim();
+        free(oldOffset, oldBytes);
     }
 }

@@ -1,6 +1,24 @@
 /**
- * The qcow2 format, read side (docs/interop/qcow2.txt; QEMU 7.2 is the
- * oracle). Writes come later: the driver refuses a read-write open.
+ * The qcow2 format (docs/interop/qcow2.txt; QEMU 7.2 is the oracle): reads
+ * of every image QEMU writes, and writes that leave images {@code qemu-img
+ * check} finds clean.
+ *
+ * <h2>Write side in one picture</h2>
+ * <pre>
+ *  guest request ──► Qcow2ClusterLocks (guest clusters of the request, held to the end)
+ *       │
+ *       ├─ metadata lock: L2 slot (allocate / copy the L2 table), allocate a host cluster
+ *       ├─ no lock: copy-on-write read through the image, data write
+ *       └─ metadata lock: L2 entry points at the data; a freed cluster's L2 entry
+ *                         reaches the file before its refcount drops
+ *
+ *  ordering in the file: refcount block ─► L2 table / L1 entry ─► (header switch for L1 or refcount table growth)
+ * </pre>
+ * Caches are write-back and bounded; a flush to the OS writes them (refcount
+ * blocks first) even under cache=unsafe. With lazy refcounts the image is
+ * marked dirty on the first change and the refcount-first order is dropped,
+ * as QEMU does. Images with persistent bitmaps, and dirty images, open
+ * read-only only (for now).
  *
  * <h2>The door</h2>
  * {@link io.jblock.format.qcow2.Qcow2Driver} ({@code driver=qcow2}, with a
@@ -19,9 +37,18 @@
  *   <li>{@code Qcow2Geometry}: cluster, subcluster and L2 sizes.</li>
  *   <li>{@code Qcow2L2Entry}: L1/L2 entry layouts and subcluster types.</li>
  *   <li>{@code Qcow2ClusterMap}: guest to host lookups through the L1 table
- *       and a bounded, thread-safe cache of L2 slices.</li>
+ *       and a bounded, write-back cache of L2 slices; L2 allocation and
+ *       copy, L1 growth.</li>
  *   <li>{@code Qcow2Compression}: zlib (raw deflate) and zstd clusters.</li>
- *   <li>{@code Qcow2Refcounts}: reference counts of any width, read on demand.</li>
+ *   <li>{@code Qcow2Refcounts}: reference counts of any width in a
+ *       write-back cache of refcount blocks; the host cluster allocator,
+ *       refcount block creation and refcount table growth.</li>
+ *   <li>{@code Qcow2Writes}: guest writes and compressed writes, with copy-on-write.</li>
+ *   <li>{@code Qcow2ZeroWrites}: zero-writes and discards.</li>
+ *   <li>{@code Qcow2SnapshotRefcounts}: the refcount walk over an L1 table that
+ *       internal snapshots need, with COPIED flags made exact.</li>
+ *   <li>{@code Qcow2ClusterLocks}: requests on the same guest clusters one at a time.</li>
+ *   <li>{@code Qcow2Resize}: grow, shrink and metadata preallocation.</li>
  *   <li>{@code Qcow2Snapshots}: the internal snapshot table, checked at open.</li>
  *   <li>{@code Qcow2Check} and its {@code Qcow2Check*} rooms, {@code Qcow2RefcountRebuild}:
  *       the consistency check and repair of {@code img check} (QEMU's qcow2 check).</li>

@@ -179,7 +179,7 @@ class Qcow2BlockStatusInteropTest {
     }
 
     /** Compares jblock's runs with qemu-img map's, both merged where neighbours agree; returns them. */
-    private static List<Run> assertMapsAsQemu(Path image, int chainLength) throws Exception {
+    static List<Run> assertMapsAsQemu(Path image, int chainLength) throws Exception {
         JsonNode map = new ObjectMapper().readTree(qemuImg("map", "--output=json", image.toString()).out());
         List<Run> expected = new ArrayList<>();
         for (JsonNode e : map) {

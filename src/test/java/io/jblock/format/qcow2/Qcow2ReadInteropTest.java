@@ -231,16 +231,6 @@ class Qcow2ReadInteropTest {
     }
 
     @Test
-    void readWriteOpenIsRefusedClearly() throws Exception {
-        Path img = dir.resolve("rw.qcow2");
-        qemuImg("create", "-q", "-f", "qcow2", img.toString(), "1M");
-        assertThatThrownBy(() -> DriveOpener.standard().open(DriveConfig.parseDrive("file=" + img + ",format=qcow2")))
-                .isInstanceOf(BlockException.Unsupported.class)
-                .hasMessage("qcow2 images can only be opened read-only in this version of jblock"
-                        + " (use -r / read-only=on)");
-    }
-
-    @Test
     void probedQcow2IsOpenedAsQcow2() throws Exception {
         Path img = dir.resolve("probe.qcow2");
         qemuImg("create", "-q", "-f", "qcow2", img.toString(), "1M");
