@@ -44,6 +44,8 @@ public final class FileNode extends BlockNode {
     private final EngineFile file;
     private final AlignedAccess io;
     private final boolean fallocateWorks;
+    /** QEMU's image locks on this file; null with locking=off. */
+    private final ImageLocks locks;
     private volatile boolean pageCacheInconsistent;
 
     /**
@@ -62,9 +64,14 @@ public final class FileNode extends BlockNode {
     }
 
     public FileNode(NodeSettings settings, Path path, EngineFile file) {
+        this(settings, path, file, null);
+    }
+
+    FileNode(NodeSettings settings, Path path, EngineFile file, ImageLocks locks) {
         super("file", settings);
         this.path = path;
         this.file = file;
+        this.locks = locks;
         this.io = new AlignedAccess(file);
         this.fallocateWorks = !settings.readOnly() && probeFallocate();
     }
@@ -84,6 +91,19 @@ public final class FileNode extends BlockNode {
 
     public Path path() {
         return path;
+    }
+
+    /**
+     * Locks the image for what the users above this node do with it and
+     * share, as QEMU's file protocol does once its graph is complete; called
+     * again, moves the locks to the new permissions. Fails, changing nothing,
+     * with QEMU's message when another process (or another open in this one)
+     * is in the way. Does nothing under locking=off.
+     */
+    public void lockImage(ImagePermissions permissions) throws BlockException {
+        if (locks != null) {
+            locks.set(permissions);
+        }
     }
 
     @Override
@@ -387,6 +407,9 @@ public final class FileNode extends BlockNode {
 
     @Override
     public void close() throws BlockException {
+        if (locks != null) {
+            locks.close();
+        }
         try {
             file.close();
         } catch (IOException e) {

@@ -1,5 +1,6 @@
 package io.jblock.cli.img;
 
+import io.jblock.options.ImageUse;
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 import io.jblock.block.CacheOptions;
@@ -249,7 +250,7 @@ final class ConvertCommand implements ImgCommand {
         try {
             for (String name : operands.subList(0, srcNum)) {
                 sources.add(ImageOpener.open(ctx, new ImageOpener.Request(name, a.fmt, a.imageOpts, true,
-                        a.forceShare), new ImageOpener.Tuning(srcCache, DiscardMode.IGNORE)));
+                        a.forceShare), new ImageOpener.Tuning(srcCache, DiscardMode.IGNORE).as(ImageUse.COPY_SOURCE)));
             }
             int status = convertOpened(ctx, a, sources, srcNum, outFilename, progress);
             if (status == 0) {
