@@ -124,7 +124,7 @@ class ImageLocksIT {
     void aRawImageQemuNbdServesCannotBeResizedOrCopiedFromButTakesQemuIoWriters() throws Exception {
         Path img = image("served.raw", "raw");
         String p = img.toString();
-        String out = dir.resolve("out.raw").toString();
+        String out = image("out.raw", "raw").toString();
         try (Peers.Server ignored = nbd(QEMU_NBD, img, "-f", "raw")) {
             Peers.Result qemuResize = run(QEMU_IMG, "resize", "-f", "raw", p, "2M");
             assertThat(qemuResize.err()).contains("Failed to get \"resize\" lock");
@@ -136,6 +136,13 @@ class ImageLocksIT {
             Peers.Result ours = jblock("io", "-f", "raw", "-c", "write -P 3 0 512", p);
             assertThat(ours.exit()).as(ours.err()).isZero();
             assertThat(run(QEMU_IO, "-f", "raw", "-c", "write -P 3 0 512", p).exit()).isZero();
+            // A convert target written with O_DIRECT takes resize (its padded end may be cut back): refused.
+            Peers.Result qemuDirect = run(QEMU_IMG, "convert", "-n", "-t", "none", "-f", "raw", "-O", "raw", out, p);
+            assertThat(qemuDirect.err()).contains("Failed to get \"resize\" lock");
+            assertSameAs(qemuDirect, jblock("img", "convert", "-n", "-t", "none", "-f", "raw", "-O", "raw", out, p),
+                    "qemu-img");
+            Peers.Result cached = jblock("img", "convert", "-n", "-f", "raw", "-O", "raw", out, p);
+            assertThat(cached.exit()).as(cached.err()).isZero();
             // -U on a convert source shares write: the copy is allowed.
             Peers.Result forced = jblock("img", "convert", "-U", "-f", "raw", "-O", "raw", p, out);
             assertThat(forced.exit()).as(forced.err()).isZero();
@@ -180,6 +187,25 @@ class ImageLocksIT {
             }
         }
         assertThat(refused).as("some probe was refused").isPositive();
+    }
+
+    @Test
+    void nbdServersTakeForceShareFromImageOptionsAsQemuNbdDoes() throws Exception {
+        Path img = image("shared.qcow2", "qcow2");
+        String p = img.toString();
+        try (Holder ignored = new Holder(img, List.of(QEMU_IO, "-f", "qcow2", p))) {
+            Peers.Result qemu = run(QEMU_NBD, "-r", "-k", dir.resolve("q.sock").toString(), "-f", "qcow2", p);
+            assertThat(qemu.err()).contains("Failed to get shared \"write\" lock");
+            assertSameAs(qemu, jblock("nbd", "-r", "-k", dir.resolve("j.sock").toString(), "-f", "qcow2", p),
+                    "qemu-nbd");
+            String opts = "driver=qcow2,file.filename=" + p + ",force-share=on";
+            // qemu-nbd 7.2 has no -U: force-share=on comes in the image options.
+            Path sock = dir.resolve("forced.sock");
+            try (Peers.Server server = Peers.Server.start(List.of(Peers.jblock(), "nbd", "-r", "--image-opts",
+                    "-k", sock.toString(), opts), sock, 0)) {
+                assertThat(server.process().isAlive()).isTrue();
+            }
+        }
     }
 
     @Test

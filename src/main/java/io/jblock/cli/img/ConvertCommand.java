@@ -346,7 +346,10 @@ final class ConvertCommand implements ImgCommand {
                 ? new ImageOpener.Request(outFilename, a.outFmt, a.targetImageOpts, false, false)
                 : new ImageOpener.Request(outFilename, a.outFmt, false, false, false);
         try (ImageOpener.Opened target = ImageOpener.open(ctx, request,
-                new ImageOpener.Tuning(cache, discard, targetOpener))) {
+                // As qemu-img: a target written with O_DIRECT may need its padded end cut back, so it takes the
+                // resize permission (a qemu-nbd serving it refuses the convert).
+                new ImageOpener.Tuning(cache, discard, targetOpener, cache.direct() ? ImageUse.RESIZE
+                        : ImageUse.DEFAULT))) {
             BlockNode out = target.drive().root();
             if (a.compressed && !ConvertTarget.canCompress(out.driverName())) {
                 throw ctx.fail("Compression not supported for this file format");
