@@ -21,11 +21,18 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Path;
 
 /**
- * {@code driver=file,filename=PATH[,aio=threads|native|io_uring]}.
+ * {@code driver=file,filename=PATH[,aio=threads|native|io_uring][,locking=auto|on|off]}.
  *
  * <p>The engine is chosen here, in one place: the engine for the aio mode
  * asked for, or an error. Never a silent fall back to another engine, so a
  * user who asks for io_uring never measures threads by mistake.
+ *
+ * <p>{@code locking=auto|on|off}: QEMU's image locks (see {@link ImageLocks}).
+ * The node opens a descriptor of its own for them; the graph sets them once
+ * it is complete, from what the tool does with the image and shares
+ * ({@link FileNode#lockImage}). auto locks where the file system has open
+ * file description locks, on always, off never (and then nothing keeps a
+ * QEMU process or another jblock off the image).
  *
  * <p>{@link #hostDevice()} is QEMU's host_device: the same options on a
  * character or block device, which the file protocol refuses.

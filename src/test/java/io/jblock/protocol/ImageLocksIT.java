@@ -66,12 +66,40 @@ class ImageLocksIT {
             }
         }
 
+        /** Sends commands to the tool's standard input. */
+        void send(String commands) throws IOException {
+            process.getOutputStream().write(commands.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            process.getOutputStream().flush();
+        }
+
         @Override
         public void close() throws Exception {
             process.getOutputStream().close(); // end of input: the tool quits
             if (!process.waitFor(20, java.util.concurrent.TimeUnit.SECONDS)) {
                 process.destroyForcibly();
             }
+        }
+    }
+
+    /** Whether some open file description lock on the image covers {@code offset} (from /proc/locks). */
+    private static boolean byteLocked(Path image, long offset) throws IOException {
+        long inode = (Long) Files.getAttribute(image, "unix:ino");
+        for (String line : Files.readAllLines(Path.of("/proc/locks"))) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length > 7 && f[1].equals("OFDLCK") && f[5].endsWith(":" + inode)
+                    && Long.parseLong(f[6]) <= offset && offset <= Long.parseLong(f[7])) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Waits until byte {@code offset} of the image is locked, or not, as {@code locked} says. */
+    private static void awaitLock(Path image, long offset, boolean locked) throws Exception {
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (byteLocked(image, offset) != locked) {
+            assertThat(System.nanoTime()).as("byte %d locked: %s", offset, locked).isLessThan(deadline);
+            Thread.sleep(50);
         }
     }
 
@@ -244,6 +272,29 @@ class ImageLocksIT {
         assertThat(ours.exit()).as(ours.err()).isZero();
         assertThat(ours.err()).isEmpty();
         assertThat(ours.out()).contains("wrote 512/512").contains("read 512/512");
+        assertThat(hasLocks(img)).isFalse();
+    }
+
+    @Test
+    void reopenSwitchesTheLocksOfARunningJblockIo() throws Exception {
+        Path img = image("switch.raw", "raw");
+        String p = img.toString();
+        String out = image("switch-out.raw", "raw").toString();
+        try (Holder holder = new Holder(img, List.of(Peers.jblock(), "io", "-r", "-f", "raw", p))) {
+            assertThat(byteLocked(img, 100)).isTrue();
+            assertThat(byteLocked(img, 101)).isFalse();
+            assertThat(run(QEMU_IMG, "convert", "-f", "raw", "-O", "raw", p, out).exit()).isZero();
+
+            holder.send("reopen -w\n");
+            awaitLock(img, 101, true);
+            Peers.Result refused = run(QEMU_IMG, "convert", "-f", "raw", "-O", "raw", p, out);
+            assertThat(refused.err()).contains("Failed to get shared \"write\" lock");
+            assertThat(refused.exit()).isEqualTo(1);
+
+            holder.send("reopen -r\n");
+            awaitLock(img, 101, false);
+            assertThat(run(QEMU_IMG, "convert", "-f", "raw", "-O", "raw", p, out).exit()).isZero();
+        }
         assertThat(hasLocks(img)).isFalse();
     }
 
