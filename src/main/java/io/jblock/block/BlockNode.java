@@ -194,8 +194,15 @@ public abstract class BlockNode implements AutoCloseable {
         flushLock.lock();
         try {
             long generation = writeGeneration.get();
+            BlockNode primary = primaryChild();
+            if (primary != null) {
+                primary.debugEvent(DebugEvent.FLUSH_TO_OS); // QEMU's bdrv_co_flush reports both steps
+            }
             flushToOs();
             if (!settings.noFlush() && generation != flushedGeneration) {
+                if (primary != null) {
+                    primary.debugEvent(DebugEvent.FLUSH_TO_DISK);
+                }
                 flushToDisk();
                 if (hasMedium()) {
                     diskFlushes.incrementAndGet();
@@ -208,6 +215,16 @@ public abstract class BlockNode implements AutoCloseable {
         for (BlockChild c : children()) {
             c.node().flush();
         }
+    }
+
+    /** The "file" child, else the first child (QEMU's bdrv_primary_child), or null. */
+    private BlockNode primaryChild() {
+        BlockNode file = child("file");
+        if (file != null) {
+            return file;
+        }
+        List<BlockChild> all = children();
+        return all.isEmpty() ? null : all.get(0).node();
     }
 
     /** Step 1 of a flush: write this node's own caches to its children. Nothing by default. */

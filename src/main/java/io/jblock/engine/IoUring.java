@@ -18,10 +18,11 @@ import java.lang.invoke.VarHandle;
  * <p>This class knows the kernel ABI and nothing else: it fills SQEs, makes
  * them visible to the kernel, submits, waits and reaps completions. Who may
  * submit when, and who waits for what, is {@link IoUringRing}'s business.
- * It is not thread safe: one thread at a time submits ({@link #submit}), and
- * one (other) thread at a time waits and reaps ({@link #awaitCompletions},
- * {@link #reap}); the two sides share only the memory the kernel shares with
- * them, with the orderings commented at each access.
+ * It is not thread safe: one thread at a time queues SQEs ({@link #queue},
+ * under the owner's lock), and one thread (the ring's owner) enters the
+ * kernel ({@link #enter}) and reaps ({@link #reap}); the sides share only
+ * the memory the kernel shares with them, with the orderings commented at
+ * each access.
  *
  * <p>All structures are those of include/uapi/linux/io_uring.h, identical on
  * x86_64 and aarch64 (fixed-width fields, no architecture-dependent padding).
@@ -40,7 +41,7 @@ final class IoUring implements AutoCloseable {
     static final long PARAMS_SQ_ENTRIES = 0;
     /** u32 cq_entries: the completion ring's size, twice sq_entries by default. */
     static final long PARAMS_CQ_ENTRIES = 4;
-    /** u32 flags: IORING_SETUP_* asked for; 0 here (no SQ polling thread, interrupt-driven completions). */
+    /** u32 flags: IORING_SETUP_* asked for (never SQ polling: it would burn a core). */
     static final long PARAMS_FLAGS = 8;
     /** u32 features: IORING_FEAT_* the kernel has (not needed: everything used here is in 5.6). */
     static final long PARAMS_FEATURES = 20;
@@ -139,6 +140,18 @@ final class IoUring implements AutoCloseable {
     /** pwrite(2) from one buffer: addr, len, off. Linux 5.6. */
     static final byte IORING_OP_WRITE = 23;
 
+    /**
+     * Setup flag (Linux 6.0): only one task ever submits, the one that set
+     * the ring up; the kernel then skips the locking other submitters need.
+     */
+    static final int IORING_SETUP_SINGLE_ISSUER = 1 << 12;
+    /**
+     * Setup flag (Linux 6.1, with SINGLE_ISSUER): completion work is not run
+     * by interrupting the submitting task but deferred until that task waits
+     * with GETEVENTS: one wake-up per batch instead of one per request.
+     */
+    static final int IORING_SETUP_DEFER_TASKRUN = 1 << 13;
+
     /** fsync_flags: sync data only (and the metadata needed to read it back), as fdatasync. */
     static final int IORING_FSYNC_DATASYNC = 1;
     /** io_uring_enter flags: wait for min_complete completions before returning. */
@@ -196,8 +209,8 @@ final class IoUring implements AutoCloseable {
     private final int cqMask;
     private final long cqes;
     private final Arena state = Arena.ofShared();
+    /** errno of io_uring_enter; one thread at a time enters (the ring's owner). */
     private final MemorySegment submitErrno;
-    private final MemorySegment waitErrno;
     /** Our copy of the SQ tail: only the submitting side writes it. */
     private int localSqTail;
     private boolean closed;
@@ -232,7 +245,6 @@ final class IoUring implements AutoCloseable {
         // Nobody else submits yet; plain read.
         localSqTail = sqRing.get(INT, sqTail);
         submitErrno = state.allocate(CAPTURE);
-        waitErrno = state.allocate(CAPTURE);
     }
 
     /**
@@ -241,10 +253,19 @@ final class IoUring implements AutoCloseable {
      * or kernel.io_uring_disabled forbids it, EINVAL for a bad size).
      */
     static IoUring create(int entries) throws ErrnoException {
+        return create(entries, 0);
+    }
+
+    /**
+     * io_uring_setup with {@code flags} (IORING_SETUP_*); EINVAL where the
+     * kernel does not know one of them.
+     */
+    static IoUring create(int entries, int flags) throws ErrnoException {
         MemorySegment params;
         int fd;
         try (Arena arena = Arena.ofConfined()) {
-            params = arena.allocate(PARAMS_SIZE, 8); // zeroed: no flags, no wanted sizes
+            params = arena.allocate(PARAMS_SIZE, 8); // zeroed: no wanted sizes
+            params.set(INT, PARAMS_FLAGS, flags);
             MemorySegment st = arena.allocate(CAPTURE);
             long r;
             try {
@@ -274,11 +295,14 @@ final class IoUring implements AutoCloseable {
     }
 
     /**
-     * Queues one SQE and submits it with io_uring_enter. The caller holds the
-     * submission lock and has made sure a slot is free (in-flight requests
-     * never exceed sqEntries, and the kernel consumes SQEs during the enter).
+     * Writes one SQE into the next free slot of the submission queue and
+     * publishes it (the SQ tail), without entering the kernel: the owner of
+     * the ring submits queued entries in batches with {@link #enter}. The
+     * caller holds the submission lock and has made sure a slot is free
+     * (entries queued and not yet consumed by the kernel never exceed
+     * sqEntries).
      */
-    void submit(byte opcode, int fd, long off, long addr, int len, int opFlags, long userData) throws ErrnoException {
+    void queue(byte opcode, int fd, long off, long addr, int len, int opFlags, long userData) {
         // Acquire: the kernel stores head with release after it has consumed the SQEs before it,
         // so the slot we are about to reuse is no longer read by the kernel.
         int head = (int) U32.getAcquire(sqRing, sqHead);
@@ -286,26 +310,50 @@ final class IoUring implements AutoCloseable {
             throw new IllegalStateException("io_uring submission queue full: " + (localSqTail - head) + " queued");
         }
         int slot = localSqTail & sqMask;
-        MemorySegment sqe = sqes.asSlice(slot * SQE_SIZE, SQE_SIZE);
-        sqe.fill((byte) 0); // every field we do not set (flags, ioprio, buf_index...) is 0
-        sqe.set(ValueLayout.JAVA_BYTE, SQE_OPCODE, opcode);
-        sqe.set(INT, SQE_FD, fd);
-        sqe.set(LONG, SQE_OFF, off);
-        sqe.set(LONG, SQE_ADDR, addr);
-        sqe.set(INT, SQE_LEN, len);
-        sqe.set(INT, SQE_OP_FLAGS, opFlags);
-        sqe.set(LONG, SQE_USER_DATA, userData);
+        long at = slot * SQE_SIZE;
+        // Every field not set below (flags, ioprio, buf_index, personality, addr3...) is 0: the SQE is
+        // cleared 8 bytes at a time (no slice, no allocation on this path).
+        for (long i = 0; i < SQE_SIZE; i += 8) {
+            sqes.set(LONG, at + i, 0L);
+        }
+        sqes.set(ValueLayout.JAVA_BYTE, at + SQE_OPCODE, opcode);
+        sqes.set(INT, at + SQE_FD, fd);
+        sqes.set(LONG, at + SQE_OFF, off);
+        sqes.set(LONG, at + SQE_ADDR, addr);
+        sqes.set(INT, at + SQE_LEN, len);
+        sqes.set(INT, at + SQE_OP_FLAGS, opFlags);
+        sqes.set(LONG, at + SQE_USER_DATA, userData);
         sqRing.set(INT, sqArray + 4L * slot, slot);
         localSqTail++;
         // Release: the SQE and array entry written above become visible to the kernel no later than
         // the new tail (the kernel loads tail with acquire).
         U32.setRelease(sqRing, sqTail, localSqTail);
-        enter(1, 0, 0, submitErrno, "io_uring_enter");
+    }
+
+    /** Queues one SQE and submits it at once (one io_uring_enter): for callers that own no batching loop. */
+    void submit(byte opcode, int fd, long off, long addr, int len, int opFlags, long userData) throws ErrnoException {
+        queue(opcode, fd, off, addr, len, opFlags, userData);
+        int done = 0;
+        while (done < 1) {
+            done += enter(1, 0, 0);
+        }
+    }
+
+    /**
+     * io_uring_enter: submits {@code toSubmit} queued SQEs and, with
+     * {@code wait}, blocks the calling (platform) thread until at least one
+     * completion is posted; either way pending completions are posted
+     * (GETEVENTS). Returns how many SQEs the kernel consumed, which may be
+     * fewer than asked when it is short of memory; the rest stay queued.
+     * Transient failures (EINTR, EAGAIN, EBUSY) are retried.
+     */
+    int enter(int toSubmit, boolean wait) throws ErrnoException {
+        return enter(toSubmit, wait ? 1 : 0, IORING_ENTER_GETEVENTS);
     }
 
     /** Blocks the calling (platform) thread until at least one completion is posted. */
     void awaitCompletions() throws ErrnoException {
-        enter(0, 1, IORING_ENTER_GETEVENTS, waitErrno, "io_uring_enter(GETEVENTS)");
+        enter(0, 1, IORING_ENTER_GETEVENTS);
     }
 
     /** Receives one completion: its user_data and res. */
@@ -335,27 +383,22 @@ final class IoUring implements AutoCloseable {
         return n;
     }
 
-    private void enter(int toSubmit, int minComplete, int flags, MemorySegment st, String call)
-            throws ErrnoException {
+    private int enter(int toSubmit, int minComplete, int flags) throws ErrnoException {
+        String call = minComplete > 0 ? "io_uring_enter(GETEVENTS)" : "io_uring_enter";
         while (true) {
             long r;
             try {
-                r = (long) SYSCALL_ENTER.invokeExact(st, SYS_IO_URING_ENTER, ringFd, toSubmit, minComplete, flags,
-                        MemorySegment.NULL, 0L);
+                r = (long) SYSCALL_ENTER.invokeExact(submitErrno, SYS_IO_URING_ENTER, ringFd, toSubmit, minComplete,
+                        flags, MemorySegment.NULL, 0L);
             } catch (Throwable t) {
                 throw linkageFailure(call, t);
             }
             if (r >= 0) {
-                if (r >= toSubmit) {
-                    return;
-                }
-                // Nothing consumed (cannot happen with a free slot and no SQ polling): try again.
-                Thread.onSpinWait();
-                continue;
+                return (int) r;
             }
-            int e = errno(st);
+            int e = errno(submitErrno);
             // EINTR: a signal; EAGAIN/EBUSY: the kernel is short of memory or has overflowed completions
-            // to flush first. All transient: the SQE stays queued and the call is made again.
+            // to flush first. All transient: the SQEs stay queued and the call is made again.
             if (e != Libc.EINTR && e != Libc.EAGAIN && e != EBUSY) {
                 throw new ErrnoException(call, e);
             }

@@ -65,7 +65,7 @@ public final class IoUringEngine implements IoEngine {
     private static EngineFile withRing(EngineFile opened, Path path) throws IOException {
         ThreadsEngine.ChannelFile file = (ThreadsEngine.ChannelFile) opened;
         try {
-            return new IoUringFile(file, new IoUringRing(IoUring.create(RING_ENTRIES), path.toString()));
+            return new IoUringFile(file, IoUringRing.open(RING_ENTRIES, path.toString()));
         } catch (ErrnoException | RuntimeException e) {
             file.close();
             throw e;

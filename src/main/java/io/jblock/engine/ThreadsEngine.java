@@ -118,6 +118,7 @@ public final class ThreadsEngine implements IoEngine {
         private final FileChannel ch;
         private final int fd;
         private final int alignment;
+        private final FlushBatcher syncs = new FlushBatcher();
 
         ChannelFile(FileChannel ch, int fd, int alignment) {
             this.ch = ch;
@@ -138,7 +139,8 @@ public final class ThreadsEngine implements IoEngine {
         @Override
         public void datasync() throws IOException {
             // force(false) is fdatasync(2), and runs with the carrier compensated, unlike an FFM call.
-            ch.force(false);
+            // Concurrent callers share one (FlushBatcher): writethrough at depth 32 is a few, not 32.
+            syncs.sync(() -> ch.force(false));
         }
 
         @Override

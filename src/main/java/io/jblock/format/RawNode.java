@@ -5,6 +5,7 @@ import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 import io.jblock.block.BlockStatus;
 import io.jblock.block.Capabilities;
+import io.jblock.block.DebugEvent;
 import io.jblock.block.Errno;
 import io.jblock.block.NodeInfo;
 import io.jblock.block.NodeSettings;
@@ -89,12 +90,14 @@ public final class RawNode extends BlockNode {
 
     @Override
     protected void doRead(long off, ByteBuffer dst) throws BlockException {
+        file.debugEvent(DebugEvent.READ_AIO); // as QEMU's raw_co_preadv, so blkdebug rules on read_aio fire
         file.read(adjust(off, dst.remaining()), dst);
     }
 
     @Override
     protected void doWrite(long off, ByteBuffer src, int flags) throws BlockException {
         long at = adjust(off, src.remaining());
+        file.debugEvent(DebugEvent.WRITE_AIO); // as QEMU's raw_co_pwritev
         if (!touchesProbedBytes(off)) {
             file.write(at, src, flags);
             return;

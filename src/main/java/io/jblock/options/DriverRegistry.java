@@ -21,6 +21,8 @@ public final class DriverRegistry {
         r.register(new MemoryDriver());
         r.register(new RawDriver());
         r.register(new io.jblock.format.qcow2.Qcow2Driver());
+        r.register(new io.jblock.filter.blkdebug.BlkdebugDriver());
+        r.register(new io.jblock.filter.logwrites.LogWritesDriver());
         return r;
     }
 

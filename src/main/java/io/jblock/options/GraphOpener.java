@@ -331,7 +331,9 @@ public final class GraphOpener implements OpenContext {
         NodeSettings inherited = new NodeSettings(NodeSettings.autoName(),
                 backing || parentSettings.readOnly(), parentSettings.direct(), parentSettings.noFlush(),
                 DiscardMode.UNMAP);
-        return openNode(filename, childOptions, inherited, role.equals("file"), false);
+        // blkdebug's "image" and blklogwrites' "log" are opened at the protocol level, as QEMU does.
+        boolean protocolLevel = role.equals("file") || role.equals("image") || role.equals("log");
+        return openNode(filename, childOptions, inherited, protocolLevel, false);
     }
 
     /** bdrv_open_common's generic options, with its messages. */
@@ -412,6 +414,7 @@ public final class GraphOpener implements OpenContext {
         String driverName = switch (prefix) {
             case "file" -> "file";
             case "nbd", "nbd+tcp", "nbd+unix" -> "nbd";
+            case "blkdebug" -> "blkdebug";
             default -> null;
         };
         BlockDriver d = driverName == null ? null : registry.find(driverName).orElse(null);

@@ -77,7 +77,17 @@ final class ImageOpener {
         return open(ctx, r, Tuning.DEFAULT);
     }
 
+    /** As {@link #open(ImgContext, Request)}, with {@code settings} adjusting the drive (cache mode, aio) last. */
+    static Opened open(ImgContext ctx, Request r, java.util.function.Consumer<DriveConfig> settings) throws ImgExit {
+        return open(ctx, r, Tuning.DEFAULT, settings);
+    }
+
     static Opened open(ImgContext ctx, Request r, Tuning tuning) throws ImgExit {
+        return open(ctx, r, tuning, c -> { });
+    }
+
+    private static Opened open(ImgContext ctx, Request r, Tuning tuning,
+                               java.util.function.Consumer<DriveConfig> settings) throws ImgExit {
         if (r.imageOpts() && r.format() != null) {
             throw ctx.fail("--image-opts and --format are mutually exclusive");
         }
@@ -91,14 +101,15 @@ final class ImageOpener {
             }
         }
         try {
-            return openOrThrow(ctx, r, imageOpts, tuning);
+            return openOrThrow(ctx, r, imageOpts, tuning, settings);
         } catch (BlockException e) {
             throw ctx.fail("Could not open '" + r.name() + "': " + e.getMessage());
         }
     }
 
     private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
-                                      Tuning tuning) throws BlockException {
+                                      Tuning tuning, java.util.function.Consumer<DriveConfig> settings)
+            throws BlockException {
         DriveConfig c = new DriveConfig();
         c.cache = tuning.cache();
         c.discard = tuning.discard();
@@ -112,6 +123,7 @@ final class ImageOpener {
                 ctx.warn(w);
             }
         };
+        settings.accept(c);
         NodeOptions options = optionsFor(r, imageOpts);
         // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
         String named = options.peek("driver");

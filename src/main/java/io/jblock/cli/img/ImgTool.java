@@ -31,6 +31,8 @@ public final class ImgTool implements Tool {
         COMMANDS.put("convert", ConvertCommand::new);
         COMMANDS.put("dd", DdCommand::new);
         COMMANDS.put("resize", ResizeCommand::new);
+        COMMANDS.put("replay", ReplayCommand::new); // jblock extension: power-cut replay of a write log
+        COMMANDS.put("bench", BenchCommand::new);
     }
 
     @Override

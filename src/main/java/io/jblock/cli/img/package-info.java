@@ -33,6 +33,10 @@
  *       {@code ZeroScan} (-S), {@code RateLimit} (-r), {@code DurableFlush}
  *       (the one real flush that ends a convert under its default cache).</li>
  *   <li>dd: {@code DdCommand}; resize: {@code ResizeCommand}.</li>
+ *   <li>bench: {@code BenchCommand} (options, output, one virtual thread per
+ *       request in flight), {@code BenchSchedule} (offsets, and flushes with
+ *       or without draining, in qemu-img's order), {@code BenchFailure}
+ *       (the first failure, flushes beside the requests).</li>
  * </ul>
  *
  * <h2>Matching qemu-img</h2>

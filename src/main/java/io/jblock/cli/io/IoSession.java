@@ -2,6 +2,7 @@ package io.jblock.cli.io;
 
 import io.jblock.block.BlockException;
 import io.jblock.block.Drive;
+import io.jblock.filter.blkdebug.BlkdebugNode;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -37,7 +38,9 @@ final class IoSession {
     /** Set by abort and fatal signals: the exit status the process dies with. */
     Integer killedWith;
 
-    private final List<AioCompletion> pending = new ArrayList<>();
+    /** Reports of finished aio requests; requests stopped at a blkdebug breakpoint finish on their own thread. */
+    private final List<AioCompletion> pending = java.util.Collections.synchronizedList(new ArrayList<>());
+    private final AioRequests aio = new AioRequests();
 
     /** A finished aio request whose report qemu-io prints only when its main loop next runs. */
     record AioCompletion(boolean failedAtSubmit, Runnable report) {
@@ -136,11 +139,18 @@ final class IoSession {
      * are reported in submission order here.
      */
     void drainAio() {
-        if (pending.isEmpty()) {
-            return;
+        BlkdebugNode debug = blkdebug();
+        if (debug != null) {
+            aio.settleAll(debug);
         }
-        List<AioCompletion> now = new ArrayList<>(pending);
-        pending.clear();
+        List<AioCompletion> now;
+        synchronized (pending) {
+            if (pending.isEmpty()) {
+                return;
+            }
+            now = new ArrayList<>(pending);
+            pending.clear();
+        }
         for (int i = now.size() - 1; i >= 0; i--) {
             if (now.get(i).failedAtSubmit()) {
                 now.get(i).report().run();
@@ -153,10 +163,41 @@ final class IoSession {
         }
     }
 
+    /**
+     * Runs an aio request. On an image with a blkdebug node it runs on its own
+     * thread, since a breakpoint may stop it; elsewhere on this one.
+     */
+    void submitAio(Runnable request) {
+        BlkdebugNode debug = blkdebug();
+        if (debug == null) {
+            request.run();
+        } else {
+            aio.submit(request, debug);
+        }
+    }
+
+    /** The blkdebug node of the open image (QEMU looks down the primary children), or null. */
+    BlkdebugNode blkdebug() {
+        return drive == null ? null : BlkdebugNode.below(drive.root());
+    }
+
+    /** Waits until every aio request is finished or stopped at a breakpoint. */
+    void settleAio() {
+        BlkdebugNode debug = blkdebug();
+        if (debug != null) {
+            aio.settleAll(debug);
+        }
+    }
+
     /** Closes the image, reporting pending aio first. */
     void closeImage() {
         drainAio();
         if (drive != null) {
+            BlkdebugNode debug = blkdebug();
+            if (debug != null) {
+                debug.clearBreakpoints(); // the close flushes: it must not stop at a breakpoint with no one to resume it
+                drainAio();
+            }
             try {
                 drive.close();
             } catch (BlockException e) {

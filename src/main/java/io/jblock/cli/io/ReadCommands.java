@@ -212,28 +212,30 @@ final class ReadCommands {
         int size = range.length();
         byte[] buf = new byte[size];
         Arrays.fill(buf, FILL);
-        long t1 = System.nanoTime();
-        try {
-            s.drive.read(offset, ByteBuffer.wrap(buf));
-        } catch (BlockException e) {
-            s.completeLater(e instanceof BlockException.BadRequest,
-                    () -> s.out.print("readv failed: " + IoSession.strerror(e) + "\n"));
-            return 0;
-        }
-        long t = System.nanoTime() - t1;
         boolean check = patternGiven, q = quiet, v = verbose, m = machine;
         int p = pattern;
-        s.completeLater(false, () -> {
-            if (check && !matches(buf, 0, size, p)) {
-                s.out.print("Pattern verification failed at offset " + offset + ", " + size + " bytes\n");
-            }
-            if (q) {
+        s.submitAio(() -> {
+            long t1 = System.nanoTime();
+            try {
+                s.drive.read(offset, ByteBuffer.wrap(buf));
+            } catch (BlockException e) {
+                s.completeLater(e instanceof BlockException.BadRequest,
+                        () -> s.out.print("readv failed: " + IoSession.strerror(e) + "\n"));
                 return;
             }
-            if (v) {
-                IoText.dump(s.out, buf, 0, offset, size);
-            }
-            IoText.report(s.out, "read", t, offset, size, size, 1, m);
+            long t = System.nanoTime() - t1;
+            s.completeLater(false, () -> {
+                if (check && !matches(buf, 0, size, p)) {
+                    s.out.print("Pattern verification failed at offset " + offset + ", " + size + " bytes\n");
+                }
+                if (q) {
+                    return;
+                }
+                if (v) {
+                    IoText.dump(s.out, buf, 0, offset, size);
+                }
+                IoText.report(s.out, "read", t, offset, size, size, 1, m);
+            });
         });
         return 0;
     }

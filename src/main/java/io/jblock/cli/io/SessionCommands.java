@@ -1,5 +1,7 @@
 package io.jblock.cli.io;
 
+import io.jblock.block.Errno;
+import io.jblock.filter.blkdebug.BlkdebugNode;
 import io.jblock.block.AioMode;
 import io.jblock.block.BlockException;
 import io.jblock.block.CacheMode;
@@ -318,28 +320,78 @@ final class SessionCommands {
         return 0;
     }
 
-    /** Breakpoints need a blkdebug node, which jblock's graphs do not have; QEMU says ENOTSUP then. */
+    /**
+     * {@code break EVENT TAG}: on the image's blkdebug node (QEMU looks down
+     * the primary children); ENOTSUP without one, as QEMU says.
+     */
     static int breakpoint(IoSession s, String[] argv) {
-        s.out.print("Could not set breakpoint: Operation not supported\n");
-        return -1;
+        BlkdebugNode debug = s.blkdebug();
+        if (debug == null) {
+            s.out.print("Could not set breakpoint: " + Errno.ENOTSUP.text() + "\n");
+            return -1;
+        }
+        debug.messages(s.out::print);
+        try {
+            debug.breakpoint(argv[1], argv[2]);
+        } catch (BlockException e) {
+            s.out.print("Could not set breakpoint: " + e.errno().text() + "\n");
+            return -1;
+        }
+        return 0;
     }
 
     static int removeBreak(IoSession s, String[] argv) {
-        s.out.print("Could not remove breakpoint " + argv[1] + ": Operation not supported\n");
-        return -1;
+        BlkdebugNode debug = s.blkdebug();
+        if (debug == null) {
+            s.out.print("Could not remove breakpoint " + argv[1] + ": " + Errno.ENOTSUP.text() + "\n");
+            return -1;
+        }
+        try {
+            debug.removeBreakpoint(argv[1]);
+            return 0;
+        } catch (BlockException e) {
+            s.out.print("Could not remove breakpoint " + argv[1] + ": " + e.errno().text() + "\n");
+            return -1;
+        } finally {
+            s.settleAio(); // resumed requests run on until they finish or stop again
+        }
     }
 
     static int resume(IoSession s, String[] argv) {
-        s.out.print("Could not resume request: Operation not supported\n");
-        return -1;
+        BlkdebugNode debug = s.blkdebug();
+        if (debug == null) {
+            s.out.print("Could not resume request: " + Errno.ENOTSUP.text() + "\n");
+            return -1;
+        }
+        try {
+            debug.resume(argv[1]);
+        } catch (BlockException e) {
+            s.out.print("Could not resume request: " + e.errno().text() + "\n");
+            return -1;
+        }
+        s.settleAio();
+        return 0;
     }
 
     /**
-     * Deliberate difference: without blkdebug qemu-io 7.2 waits forever for a
-     * request that can never be suspended; jblock fails at once instead.
+     * Deliberate difference: qemu-io 7.2 waits forever for a request that can
+     * never stop at the breakpoint (no blkdebug, or no request on its way
+     * there); jblock fails at once instead. Since every aio request has
+     * settled (finished or stopped) before a command runs, a tag not stopped
+     * now can never be.
      */
     static int waitBreak(IoSession s, String[] argv) {
-        s.out.print("Could not wait for breakpoint " + argv[1] + ": Operation not supported\n");
-        return -1;
+        BlkdebugNode debug = s.blkdebug();
+        if (debug == null) {
+            s.out.print("Could not wait for breakpoint " + argv[1] + ": " + Errno.ENOTSUP.text() + "\n");
+            return -1;
+        }
+        s.settleAio();
+        if (!debug.isSuspended(argv[1])) {
+            s.out.print("Could not wait for breakpoint " + argv[1]
+                    + ": no request is stopped there and none is running (qemu-io would wait forever)\n");
+            return -1;
+        }
+        return 0;
     }
 }

@@ -246,24 +246,29 @@ final class WriteCommands {
             size = Args.sum(sizes);
             buf = filled((int) size, pattern);
         }
-        long t1 = System.nanoTime();
-        try {
-            if (zeroes) {
-                s.drive.writeZeroes(offset, size, flags);
-            } else {
-                s.drive.write(offset, ByteBuffer.wrap(buf), flags);
+        boolean q = quiet, m = machine, z = zeroes;
+        long n = size;
+        int f = flags;
+        byte[] data = buf;
+        s.submitAio(() -> {
+            long t1 = System.nanoTime();
+            try {
+                if (z) {
+                    s.drive.writeZeroes(offset, n, f);
+                } else {
+                    s.drive.write(offset, ByteBuffer.wrap(data), f);
+                }
+            } catch (BlockException e) {
+                s.completeLater(e instanceof BlockException.BadRequest,
+                        () -> s.out.print("aio_write failed: " + IoSession.strerror(e) + "\n"));
+                return;
             }
-        } catch (BlockException e) {
-            s.completeLater(e instanceof BlockException.BadRequest,
-                    () -> s.out.print("aio_write failed: " + IoSession.strerror(e) + "\n"));
-            return 0;
-        }
-        long t = System.nanoTime() - t1;
-        boolean q = quiet, m = machine;
-        s.completeLater(false, () -> {
-            if (!q) {
-                IoText.report(s.out, "wrote", t, offset, size, size, 1, m);
-            }
+            long t = System.nanoTime() - t1;
+            s.completeLater(false, () -> {
+                if (!q) {
+                    IoText.report(s.out, "wrote", t, offset, n, n, 1, m);
+                }
+            });
         });
         return 0;
     }

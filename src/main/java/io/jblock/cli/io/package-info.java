@@ -18,10 +18,16 @@
  *       point where qemu-io's main loop would run, failures refused at
  *       submission first (newest first), then the others in submission
  *       order. qemu-io's order among several outstanding successful
- *       requests depends on thread timing.</li>
+ *       requests depends on thread timing. On an image with a blkdebug
+ *       node each aio request runs on its own virtual thread, and the
+ *       command waits until it finished or stopped at a breakpoint
+ *       ({@code AioRequests}), so break / wait_break / resume work as in
+ *       qemu-io.</li>
  *   <li>{@code truncate} without an offset prints the usage (qemu-io
- *       crashes); {@code wait_break} fails at once (qemu-io waits forever
- *       without blkdebug); {@code abort} and fatal {@code sigraise} end the
+ *       crashes); {@code wait_break} fails at once when no request can
+ *       ever stop there (qemu-io waits forever: without blkdebug, or with
+ *       no request on its way to the breakpoint); {@code abort} and fatal
+ *       {@code sigraise} end the
  *       run with the status a shell would see instead of killing the JVM.</li>
  *   <li>{@code -s} opens the image read-only under jblock's snapshot
  *       overlay (io.jblock.filter.SnapshotOverlay, through

@@ -1,0 +1,63 @@
+package io.jblock.cli.aot;
+
+import io.jblock.cli.Main;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+
+/**
+ * The training run of the JDK's ahead-of-time cache (JEP 483/514), made by
+ * the build: {@code java -XX:AOTCacheOutput=target/jblock.aot -cp
+ * target/jblock.jar io.jblock.cli.aot.AotTraining}. It runs the short-lived
+ * commands people start most (create, info, io, bench) on small scratch
+ * images, so the classes they load and link are in the cache and
+ * {@code bin/jblock} starts them from it. What the commands print is thrown
+ * away; a failure here only makes the cache less complete, never the build
+ * fail.
+ */
+public final class AotTraining {
+    private AotTraining() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        Path dir = Files.createTempDirectory("jblock-aot");
+        try {
+            String qcow2 = dir.resolve("t.qcow2").toString();
+            String raw = dir.resolve("t.raw").toString();
+            run("qemu-img", "create", "-q", "-f", "qcow2", qcow2, "4M");
+            run("qemu-img", "create", "-q", "-f", "raw", raw, "4M");
+            for (int i = 0; i < 3; i++) {
+                run("qemu-img", "info", qcow2);
+                run("qemu-img", "info", "--output=json", qcow2);
+                run("qemu-img", "info", "-f", "raw", raw);
+                run("qemu-io", "-f", "raw", "-c", "write -P 1 0 64k", "-c", "read -P 1 0 64k", raw);
+                run("qemu-io", "-f", "qcow2", "-c", "read 0 64k", qcow2);
+                run("qemu-img", "bench", "-f", "raw", "-w", "-c", "2000", "-d", "8", raw);
+                run("qemu-img", "bench", "-f", "raw", "-c", "2000", "-i", "io_uring", raw);
+                run("qemu-img", "bench", "-f", "qcow2", "-c", "200", qcow2);
+                run("qemu-img", "--help");
+                run("qemu-img", "info");
+            }
+        } finally {
+            try (var s = Files.walk(dir)) {
+                for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.deleteIfExists(p);
+                }
+            }
+        }
+    }
+
+    private static void run(String prog, String... args) {
+        PrintStream sink = new PrintStream(OutputStream.nullOutputStream());
+        try {
+            Main.run(prog, args, new ByteArrayInputStream(new byte[0]), sink, sink);
+        } catch (RuntimeException e) {
+            // A command that breaks still trained what it loaded before it broke.
+        }
+    }
+}
