@@ -36,6 +36,15 @@ public final class PosixFile implements Closeable {
         return new PosixFile(Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC, IMAGE_FILE_MODE));
     }
 
+    /**
+     * Opens {@code path} read-only, for its open file description locks
+     * alone: a read lock needs only read access, so an image the user may not
+     * write can still be locked against writers.
+     */
+    public static PosixFile openForLocking(String path) throws ErrnoException {
+        return new PosixFile(Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC, 0));
+    }
+
     /** ftruncate(2): shrinks, or grows with a hole. */
     public void truncate(long length) throws ErrnoException {
         Libc.ftruncate(fd, length);
@@ -70,6 +79,11 @@ public final class PosixFile implements Closeable {
      */
     public void lockSharedByte(long offset) throws ErrnoException {
         Libc.setLock(fd, Libc.F_RDLCK, offset, 1);
+    }
+
+    /** Drops this file's lock on the byte at {@code offset}, if it has one. */
+    public void unlockByte(long offset) throws ErrnoException {
+        Libc.setLock(fd, Libc.F_UNLCK, offset, 1);
     }
 
     /**

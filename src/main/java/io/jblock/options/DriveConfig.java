@@ -41,6 +41,8 @@ public final class DriveConfig {
     public DiscardMode discard = DiscardMode.IGNORE;
     public DetectZeroes detectZeroes = DetectZeroes.OFF;
     public AioMode aio = AioMode.THREADS;
+    /** What the tool does with the image, for the image locks (QEMU's permissions). */
+    public ImageUse use = ImageUse.DEFAULT;
     /** Whether a format may be guessed from the contents when none is given. */
     public boolean allowProbe = true;
     /** Receives QEMU's warnings (probing guessed raw, short-form booleans); the tool decides where they go. */

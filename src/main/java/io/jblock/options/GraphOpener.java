@@ -79,6 +79,10 @@ public final class GraphOpener implements OpenContext {
     private DetectZeroes rootDetectZeroes = DetectZeroes.OFF;
     /** Node names used in the graph being opened. */
     private final Set<String> names = new HashSet<>();
+    /** Nodes of the graph being opened that have force-share=on, given or inherited. */
+    private final Set<String> forceShared = new HashSet<>();
+    /** What the tool does with the root, for the image locks. */
+    private ImageUse use = ImageUse.DEFAULT;
 
     /** Chooses the engine for an aio mode; tests swap in an instrumented one. */
     @FunctionalInterface
@@ -132,6 +136,12 @@ public final class GraphOpener implements OpenContext {
         return this;
     }
 
+    /** What the tool does with the roots it opens next, which decides the image locks they take. */
+    public GraphOpener use(ImageUse use) {
+        this.use = java.util.Objects.requireNonNull(use, "use");
+        return this;
+    }
+
     /** Where QEMU's warning about probed raw images goes. */
     public GraphOpener warnings(Consumer<String> sink) {
         this.warnings = sink;
@@ -162,12 +172,21 @@ public final class GraphOpener implements OpenContext {
      */
     public BlockNode open(String filename, NodeOptions options, NodeSettings inherited) throws BlockException {
         names.clear();
+        forceShared.clear();
         preopened.clear();
         rootDetectZeroes = DetectZeroes.OFF;
         try {
-            return openNode(filename, options, inherited, false, true);
+            BlockNode root = openNode(filename, options, inherited, false, true);
+            try {
+                GraphPermissions.apply(root, use.permissions(root.isReadOnly()), forceShared);
+            } catch (BlockException e) {
+                root.close();
+                throw e;
+            }
+            return root;
         } finally {
             names.clear();
+            forceShared.clear();
             for (BlockNode orphan : preopened.values()) {
                 orphan.close();
             }
@@ -305,6 +324,9 @@ public final class GraphOpener implements OpenContext {
             }
             return null;
         }
+        if (forceShared.contains(parentSettings.nodeName()) && !childOptions.has("force-share")) {
+            childOptions.put("force-share", "on"); // inherited, as bdrv_inherited_options does
+        }
         boolean backing = role.equals("backing");
         NodeSettings inherited = new NodeSettings(NodeSettings.autoName(),
                 backing || parentSettings.readOnly(), parentSettings.direct(), parentSettings.noFlush(),
@@ -331,7 +353,12 @@ public final class GraphOpener implements OpenContext {
                     () -> new BlockException(Errno.EINVAL, "Invalid discard option"));
         }
         String name = o.take("node-name").orElse(null);
-        return new NodeSettings(name != null ? name : inherited.nodeName(), ro, direct, noFlush, discard);
+        NodeSettings settings = new NodeSettings(name != null ? name : inherited.nodeName(), ro, direct, noFlush,
+                discard);
+        if (forceShare) {
+            forceShared.add(settings.nodeName());
+        }
+        return settings;
     }
 
     /** bdrv_parse_detect_zeroes: an enum, and unmap only where discards pass. */

@@ -22,11 +22,18 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Path;
 
 /**
- * {@code driver=file,filename=PATH[,aio=threads|native|io_uring]}.
+ * {@code driver=file,filename=PATH[,aio=threads|native|io_uring][,locking=auto|on|off]}.
  *
  * <p>The engine is chosen here, in one place: the engine for the aio mode
  * asked for, or an error. Never a silent fall back to another engine, so a
  * user who asks for io_uring never measures threads by mistake.
+ *
+ * <p>{@code locking=auto|on|off}: QEMU's image locks (see {@link ImageLocks}).
+ * The node opens a descriptor of its own for them; the graph sets them once
+ * it is complete, from what the tool does with the image and shares
+ * ({@link FileNode#lockImage}). auto locks where the file system has open
+ * file description locks, on always, off never (and then nothing keeps a
+ * QEMU process or another jblock off the image).
  *
  * <p>{@link #hostDevice()} is QEMU's host_device: the same options on a
  * character or block device, which the file protocol refuses.
@@ -86,12 +93,12 @@ public final class FileDriver implements BlockDriver {
             throw new BlockException(Errno.EINVAL, "aio=native was specified, but it requires cache.direct=on, "
                     + "which was not specified.");
         }
-        // Accepted and checked as QEMU does, with no effect yet: jblock takes no image locks, batches
-        // no native AIO, and has no page cache to drop on migration.
         String locking = options.take("locking").orElse("auto");
         if (!locking.equals("on") && !locking.equals("off") && !locking.equals("auto")) {
             throw invalidValue(locking);
         }
+        // Accepted and checked as QEMU does, with no effect yet: jblock batches no native AIO, and has no
+        // page cache to drop on migration.
         String maxBatch = options.take("aio-max-batch").orElse(null);
         if (maxBatch != null && !maxBatch.matches("[0-9]+|0[xX][0-9a-fA-F]+")) {
             throw new BlockException(Errno.EINVAL, "Parameter 'aio-max-batch' expects a number");
@@ -127,7 +134,40 @@ public final class FileDriver implements BlockDriver {
         } catch (IOException e) {
             throw new BlockException(FileNode.errnoOf(e), "Could not open '" + filename + "': " + reason(e), e);
         }
-        return new FileNode(settings, path, f);
+        ImageLocks locks;
+        try {
+            locks = lockingFor(locking, filename);
+        } catch (BlockException e) {
+            closeQuietly(f);
+            throw e;
+        }
+        return new FileNode(settings, path, f, locks);
+    }
+
+    /**
+     * The descriptor for the image locks, which the graph sets once it is
+     * complete (see {@link FileNode#lockImage}): none with locking=off;
+     * with auto, none where the file system has no open file description
+     * locks (QEMU's auto uses them where they work).
+     */
+    private static ImageLocks lockingFor(String locking, String filename) throws BlockException {
+        if (locking.equals("off")) {
+            return null;
+        }
+        ImageLocks locks = ImageLocks.open(filename, filename);
+        if (locking.equals("auto") && !locks.works()) {
+            locks.close();
+            return null;
+        }
+        return locks;
+    }
+
+    private static void closeQuietly(EngineFile f) {
+        try {
+            f.close();
+        } catch (IOException ignored) {
+            // The lock failure is the error to report.
+        }
     }
 
     /**

@@ -44,6 +44,14 @@ public final class FileNode extends BlockNode {
     private final EngineFile file;
     private final AlignedAccess io;
     private final boolean fallocateWorks;
+    /**
+     * Under O_DIRECT, writes that end on the alignment share it, and a write
+     * whose end is not aligned holds it alone (see {@link #writeUnalignedEnd}).
+     */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock endLock =
+            new java.util.concurrent.locks.ReentrantReadWriteLock();
+    /** QEMU's image locks on this file; null with locking=off. */
+    private final ImageLocks locks;
     private volatile boolean pageCacheInconsistent;
 
     /**
@@ -62,9 +70,14 @@ public final class FileNode extends BlockNode {
     }
 
     public FileNode(NodeSettings settings, Path path, EngineFile file) {
+        this(settings, path, file, null);
+    }
+
+    FileNode(NodeSettings settings, Path path, EngineFile file, ImageLocks locks) {
         super("file", settings);
         this.path = path;
         this.file = file;
+        this.locks = locks;
         this.io = new AlignedAccess(file);
         this.fallocateWorks = !settings.readOnly() && probeFallocate();
     }
@@ -84,6 +97,19 @@ public final class FileNode extends BlockNode {
 
     public Path path() {
         return path;
+    }
+
+    /**
+     * Locks the image for what the users above this node do with it and
+     * share, as QEMU's file protocol does once its graph is complete; called
+     * again, moves the locks to the new permissions. Fails, changing nothing,
+     * with QEMU's message when another process (or another open in this one)
+     * is in the way. Does nothing under locking=off.
+     */
+    public void lockImage(ImagePermissions permissions) throws BlockException {
+        if (locks != null) {
+            locks.set(permissions);
+        }
     }
 
     @Override
@@ -127,13 +153,49 @@ public final class FileNode extends BlockNode {
 
     @Override
     protected void doWrite(long offset, ByteBuffer src, int flags) throws BlockException {
+        int alignment = io.alignment();
         try {
-            io.write(offset, src.duplicate());
+            if (alignment == 1) {
+                io.write(offset, src.duplicate());
+            } else if (((offset + src.remaining()) & (alignment - 1)) == 0) {
+                endLock.readLock().lock();
+                try {
+                    io.write(offset, src.duplicate());
+                } finally {
+                    endLock.readLock().unlock();
+                }
+            } else {
+                writeUnalignedEnd(offset, src);
+            }
         } catch (IOException e) {
             throw failure("write of '" + path + "' at offset " + offset + ", length " + src.remaining()
                     + " failed", e);
         }
         src.position(src.limit());
+    }
+
+    /**
+     * Under O_DIRECT a write whose end is not aligned is padded to the
+     * alignment (read-modify-write of its last block), which would leave the
+     * file longer than the image when it writes at the end: a 6 MiB + 1536 B
+     * image converted with -t none became 6295552 bytes long, where QEMU's is
+     * 6292992. The file is cut back to what the write asked for, or to its
+     * old length if that was longer. Exclusive against every other write of
+     * this node, so no write that grew the file meanwhile is cut.
+     */
+    private void writeUnalignedEnd(long offset, ByteBuffer src) throws IOException {
+        long end = offset + src.remaining();
+        endLock.writeLock().lock();
+        try {
+            long before = file.size();
+            io.write(offset, src.duplicate());
+            long wanted = Math.max(before, end);
+            if (file.size() > wanted) {
+                file.truncate(wanted);
+            }
+        } finally {
+            endLock.writeLock().unlock();
+        }
     }
 
     @Override
@@ -387,6 +449,9 @@ public final class FileNode extends BlockNode {
 
     @Override
     public void close() throws BlockException {
+        if (locks != null) {
+            locks.close();
+        }
         try {
             file.close();
         } catch (IOException e) {

@@ -1,5 +1,6 @@
 package io.jblock.cli.img;
 
+import io.jblock.options.ImageUse;
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
 import io.jblock.block.CacheOptions;
@@ -249,7 +250,7 @@ final class ConvertCommand implements ImgCommand {
         try {
             for (String name : operands.subList(0, srcNum)) {
                 sources.add(ImageOpener.open(ctx, new ImageOpener.Request(name, a.fmt, a.imageOpts, true,
-                        a.forceShare), new ImageOpener.Tuning(srcCache, DiscardMode.IGNORE)));
+                        a.forceShare), new ImageOpener.Tuning(srcCache, DiscardMode.IGNORE).as(ImageUse.COPY_SOURCE)));
             }
             int status = convertOpened(ctx, a, sources, srcNum, outFilename, progress);
             if (status == 0) {
@@ -345,7 +346,10 @@ final class ConvertCommand implements ImgCommand {
                 ? new ImageOpener.Request(outFilename, a.outFmt, a.targetImageOpts, false, false)
                 : new ImageOpener.Request(outFilename, a.outFmt, false, false, false);
         try (ImageOpener.Opened target = ImageOpener.open(ctx, request,
-                new ImageOpener.Tuning(cache, discard, targetOpener))) {
+                // As qemu-img: a target written with O_DIRECT may need its padded end cut back, so it takes the
+                // resize permission (a qemu-nbd serving it refuses the convert).
+                new ImageOpener.Tuning(cache, discard, targetOpener, cache.direct() ? ImageUse.RESIZE
+                        : ImageUse.DEFAULT))) {
             BlockNode out = target.drive().root();
             if (a.compressed && !ConvertTarget.canCompress(out.driverName())) {
                 throw ctx.fail("Compression not supported for this file format");

@@ -7,6 +7,7 @@ import io.jblock.block.Errno;
 import io.jblock.block.NodeOptions;
 import io.jblock.options.DriveConfig;
 import io.jblock.options.DriveOpener;
+import io.jblock.options.ImageUse;
 import io.jblock.options.DriverRegistry;
 import io.jblock.options.JsonOptions;
 import io.jblock.options.KeyValueParser;
@@ -48,9 +49,20 @@ final class ImageOpener {
      * How a command wants the drive: its cache mode (qemu-img's -t and -T)
      * and whether discards reach the image (convert's BDRV_O_UNMAP).
      */
-    record Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard, DriveOpener opener) {
+    record Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard, DriveOpener opener,
+                  ImageUse use) {
         static final Tuning DEFAULT = new Tuning(io.jblock.block.CacheOptions.WRITEBACK,
                 io.jblock.block.DiscardMode.IGNORE);
+
+        /** For the default use (see {@link ImageUse}). */
+        Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard, DriveOpener opener) {
+            this(cache, discard, opener, ImageUse.DEFAULT);
+        }
+
+        /** The same, for another use of the image (the image locks it takes). */
+        Tuning as(ImageUse other) {
+            return new Tuning(cache, discard, opener, other);
+        }
 
         /** With the standard drivers and engines. */
         Tuning(io.jblock.block.CacheOptions cache, io.jblock.block.DiscardMode discard) {
@@ -108,6 +120,7 @@ final class ImageOpener {
         c.cache = tuning.cache();
         c.discard = tuning.discard();
         c.readOnly = r.readOnly();
+        c.use = tuning.use();
         // QEMU prints the raw-probing warning as it is ("WARNING: ..."), not through warn_report.
         c.warnings = w -> {
             if (w.startsWith("WARNING: ")) {

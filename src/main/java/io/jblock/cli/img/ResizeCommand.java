@@ -1,5 +1,6 @@
 package io.jblock.cli.img;
 
+import io.jblock.options.ImageUse;
 import io.jblock.block.BlockException;
 import io.jblock.block.Choice;
 import io.jblock.block.Drive;
@@ -75,7 +76,8 @@ final class ResizeCommand implements ImgCommand {
         }
         long n = param.size("size", 0);
         try (ImageOpener.Opened image = ImageOpener.open(ctx,
-                new ImageOpener.Request(filename, fmt, imageOpts, false, false))) {
+                new ImageOpener.Request(filename, fmt, imageOpts, false, false),
+                ImageOpener.Tuning.DEFAULT.as(ImageUse.RESIZE))) {
             Drive drive = image.drive();
             long current = SectorImage.length(drive.root());
             long total = relative != 0 ? current + n * relative : n;

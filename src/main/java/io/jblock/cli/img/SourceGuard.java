@@ -12,10 +12,12 @@ import java.util.List;
 /**
  * Refuses a target that is one of the files a command reads from (an image
  * given as both source and target, or a source's backing file). QEMU
- * refuses these through its image locks, with "Failed to get "write" lock";
- * jblock's file nodes do not take those locks yet (reported), and without
- * this check creating the target would empty the source first. qemu-img
- * dd has the same hole and destroys its input; jblock refuses there too.
+ * refuses these through its image locks, with "Failed to get "write" lock",
+ * and so does jblock's file protocol now (a convert source does not share
+ * write, so creating or opening it as the target fails in the file layer).
+ * This check stays for the cases the locks do not cover, where QEMU empties
+ * the source: a source opened with -U (force-share), locking=off, and
+ * qemu-img dd, whose input shares everything.
  */
 final class SourceGuard {
     private SourceGuard() {

@@ -228,18 +228,27 @@ final class SessionCommands {
             s.request = r;
             return 0;
         }
-        try {
-            s.drive = ImageOpener.open(r, w -> { });
-        } catch (ImageOpener.RequestException | BlockException e) {
-            s.error(e.getMessage());
-            return -1;
-        }
-        s.request = r;
+        // The old drive's image locks would stand in the new one's way (they belong to another open of the
+        // file), so it is closed first, as QEMU moves its locks on one descriptor; if the new open fails,
+        // the image opens again as it was.
         try {
             old.close();
         } catch (BlockException e) {
             s.error(e.getMessage());
         }
+        try {
+            s.drive = ImageOpener.open(r, w -> { });
+        } catch (ImageOpener.RequestException | BlockException e) {
+            s.error(e.getMessage());
+            try {
+                s.drive = ImageOpener.open(s.request, w -> { });
+            } catch (ImageOpener.RequestException | BlockException again) {
+                s.error(again.getMessage());
+                s.drive = null;
+            }
+            return -1;
+        }
+        s.request = r;
         return 0;
     }
 

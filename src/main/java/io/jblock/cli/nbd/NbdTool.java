@@ -235,6 +235,7 @@ public final class NbdTool implements Tool {
         c.discard = o.discard;
         c.detectZeroes = o.detectZeroes;
         c.aio = o.aio;
+        c.use = io.jblock.options.ImageUse.EXPORT;
         c.warnings = err::println;
         Drive d = DriveOpener.standard().open(c);
         if (o.offset == 0) {
