@@ -7,7 +7,7 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Writes transmission-phase replies. Replies to different requests may be
- * produced concurrently by different virtual threads; a lock keeps each
+ * produced concurrently by different workers; a lock keeps each
  * reply (or structured chunk) whole on the wire.
  */
 final class NbdReplies {
@@ -74,10 +74,7 @@ final class NbdReplies {
     private void send(ByteBuffer header, ByteBuffer data) throws IOException {
         lock.lock();
         try {
-            transport.writeFully(header);
-            if (data != null) {
-                transport.writeFully(data);
-            }
+            transport.writeFully(header, data);
         } finally {
             lock.unlock();
         }
