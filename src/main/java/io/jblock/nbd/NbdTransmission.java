@@ -35,6 +35,13 @@ final class NbdTransmission {
     private static final System.Logger LOG = System.getLogger(NbdTransmission.class.getName());
     /** Descriptors per BLOCK_STATUS reply, so a fragmented image cannot make one reply huge. */
     static final int MAX_EXTENTS = 2048;
+    /**
+     * Reads shorter than this go out as one data chunk without asking for block status first: a hole
+     * chunk would save at most this much on the wire, while the probe (lseek SEEK_DATA on a file) costs
+     * as much as the read itself; on a 4 KiB random read of an unwritten file it was ~15% of the rate.
+     * Longer reads (nbdcopy, qemu-img convert) still get their zero runs as holes, as from qemu-nbd.
+     */
+    static final int SPARSE_MIN = 64 << 10;
 
     private final NbdTransport t;
     private final NbdSession session;
@@ -314,7 +321,7 @@ final class NbdTransmission {
             if (!session.structured()) {
                 drive.read(r.offset(), data);
                 replies.simple(r.cookie(), 0, data.flip());
-            } else if ((r.flags() & Nbd.CMD_FLAG_DF) != 0 || r.length() == 0) {
+            } else if ((r.flags() & Nbd.CMD_FLAG_DF) != 0 || r.length() < SPARSE_MIN) {
                 drive.read(r.offset(), data);
                 replies.offsetData(r.cookie(), true, r.offset(), data.flip());
             } else {
