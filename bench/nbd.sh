@@ -5,6 +5,9 @@
 #
 #   bench/nbd.sh [SECONDS_PER_JOB] [IMAGE_DIR]
 #
+# NBD_ONLY_4K=1 runs only the two 4k random rows (no 1M rows, no flush rows):
+# quick enough to repeat while profiling.
+#
 # Needs: the built jar (./mvnw -q package -DskipTests), qemu-nbd, nbdkit, fio, python3.
 set -euo pipefail
 cd "$(dirname -- "$0")/.."
@@ -47,6 +50,7 @@ print(f"{ops:.0f} {bw:.1f}")'
 
 declare -A R
 jobs_list=("randwrite-4k:randwrite 4k 16" "randread-4k:randread 4k 16" "write-1M:write 1M 4" "read-1M:read 1M 4")
+[ "${NBD_ONLY_4K:-0}" = 1 ] && jobs_list=("${jobs_list[@]:0:2}")
 for server in jblock qemu-nbd nbdkit; do
   start_server "$server" writeback
   for j in "${jobs_list[@]}"; do
@@ -55,7 +59,9 @@ for server in jblock qemu-nbd nbdkit; do
   stop_server
 done
 # Flush cost: 4k random writes with a FLUSH every 32 writes, unsafe against writeback.
-for server in jblock qemu-nbd; do
+flush_servers=(jblock qemu-nbd)
+[ "${NBD_ONLY_4K:-0}" = 1 ] && flush_servers=()
+for server in "${flush_servers[@]}"; do
   for cache in writeback unsafe; do
     start_server "$server" "$cache"
     R["$server/randwrite-4k-flush32-$cache"]=$(run_fio randwrite 4k 16 --fsync=32)
@@ -75,6 +81,7 @@ for j in "${jobs_list[@]}"; do
   set -- ${R[nbdkit/$k]}; no=$1; nb=$2
   printf '| %-32s | %-18s | %-18s | %-18s | %-8s | %-8s |\n' "$k iodepth ${j##* }" "$jo / $jb" "$qo / $qb" "$no / $nb" "$(ratio "$jo" "$qo")" "$(ratio "$jo" "$no")"
 done
+[ "${NBD_ONLY_4K:-0}" = 1 ] && exit 0
 for cache in writeback unsafe; do
   k="randwrite-4k-flush32-$cache"
   set -- ${R[jblock/$k]}; jo=$1; jb=$2

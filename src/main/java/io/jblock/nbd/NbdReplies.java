@@ -7,12 +7,18 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Writes transmission-phase replies. Replies to different requests may be
- * produced concurrently by different virtual threads; a lock keeps each
+ * produced concurrently by different workers; a lock keeps each
  * reply (or structured chunk) whole on the wire.
  */
 final class NbdReplies {
     private final NbdTransport transport;
     private final ReentrantLock lock = new ReentrantLock();
+    /**
+     * Guarded by {@link #lock}: the header of the reply being sent, for the fixed-size headers (simple
+     * replies and the NONE, OFFSET_DATA and OFFSET_HOLE chunks), so the hot path allocates nothing and the
+     * socket writes it without the JDK's copy of a heap buffer into a temporary direct one.
+     */
+    private final ByteBuffer header = ByteBuffer.allocateDirect(32);
 
     NbdReplies(NbdTransport transport) {
         this.transport = transport;
@@ -20,34 +26,56 @@ final class NbdReplies {
 
     /** A simple reply; {@code data} follows it only for a successful READ. */
     void simple(long cookie, int error, ByteBuffer data) throws IOException {
-        ByteBuffer h = ByteBuffer.allocate(16);
-        h.putInt(Nbd.SIMPLE_REPLY_MAGIC).putInt(error).putLong(cookie).flip();
-        send(h, data);
+        lock.lock();
+        try {
+            header.clear().putInt(Nbd.SIMPLE_REPLY_MAGIC).putInt(error).putLong(cookie).flip();
+            transport.writeFully(header, data);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** The header of a structured chunk with a payload of {@code length} bytes. */
     private static ByteBuffer chunkHeader(long cookie, int flags, int type, int length, int extra) {
-        ByteBuffer h = ByteBuffer.allocate(20 + extra);
+        return chunkHeader(ByteBuffer.allocate(20 + extra), cookie, flags, type, length);
+    }
+
+    private static ByteBuffer chunkHeader(ByteBuffer h, long cookie, int flags, int type, int length) {
         h.putInt(Nbd.STRUCTURED_REPLY_MAGIC).putShort((short) flags).putShort((short) type).putLong(cookie)
                 .putInt(length);
         return h;
     }
 
     void none(long cookie) throws IOException {
-        send(chunkHeader(cookie, Nbd.REPLY_FLAG_DONE, Nbd.REPLY_TYPE_NONE, 0, 0).flip(), null);
+        lock.lock();
+        try {
+            chunkHeader(header.clear(), cookie, Nbd.REPLY_FLAG_DONE, Nbd.REPLY_TYPE_NONE, 0).flip();
+            transport.writeFully(header, null);
+        } finally {
+            lock.unlock();
+        }
     }
 
     void offsetData(long cookie, boolean done, long offset, ByteBuffer data) throws IOException {
-        ByteBuffer h = chunkHeader(cookie, done ? Nbd.REPLY_FLAG_DONE : 0, Nbd.REPLY_TYPE_OFFSET_DATA,
-                8 + data.remaining(), 8);
-        h.putLong(offset).flip();
-        send(h, data);
+        lock.lock();
+        try {
+            chunkHeader(header.clear(), cookie, done ? Nbd.REPLY_FLAG_DONE : 0, Nbd.REPLY_TYPE_OFFSET_DATA,
+                    8 + data.remaining()).putLong(offset).flip();
+            transport.writeFully(header, data);
+        } finally {
+            lock.unlock();
+        }
     }
 
     void offsetHole(long cookie, boolean done, long offset, int length) throws IOException {
-        ByteBuffer h = chunkHeader(cookie, done ? Nbd.REPLY_FLAG_DONE : 0, Nbd.REPLY_TYPE_OFFSET_HOLE, 12, 12);
-        h.putLong(offset).putInt(length).flip();
-        send(h, null);
+        lock.lock();
+        try {
+            chunkHeader(header.clear(), cookie, done ? Nbd.REPLY_FLAG_DONE : 0, Nbd.REPLY_TYPE_OFFSET_HOLE, 12)
+                    .putLong(offset).putInt(length).flip();
+            transport.writeFully(header, null);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** A BLOCK_STATUS chunk: the context id, then (length, flags) pairs. */
@@ -71,13 +99,10 @@ final class NbdReplies {
         send(h, null);
     }
 
-    private void send(ByteBuffer header, ByteBuffer data) throws IOException {
+    private void send(ByteBuffer h, ByteBuffer data) throws IOException {
         lock.lock();
         try {
-            transport.writeFully(header);
-            if (data != null) {
-                transport.writeFully(data);
-            }
+            transport.writeFully(h, data);
         } finally {
             lock.unlock();
         }

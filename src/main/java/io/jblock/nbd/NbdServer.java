@@ -1,6 +1,8 @@
 package io.jblock.nbd;
 
 import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
@@ -14,7 +16,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * An NBD server: many exports, one listening socket (TCP or Unix), one
- * virtual thread per connection. As qemu-nbd: at most {@code maxClients}
+ * platform thread per connection (and its workers, see NbdTransmission). As qemu-nbd: at most {@code maxClients}
  * connections are served at once (more wait to be accepted), and unless
  * {@code persistent} the server stops when its last client leaves.
  */
@@ -74,7 +76,10 @@ public final class NbdServer implements AutoCloseable {
                     throw e;
                 }
                 clients.incrementAndGet();
-                Thread.ofVirtual().name("nbd-connection").start(() -> {
+                noDelay(ch);
+                // A platform thread, and the connection's workers with it (see NbdTransmission): the socket
+                // stays in blocking mode, so a request is one read and a reply one write, no poller.
+                Thread.ofPlatform().daemon(true).name("nbd-connection").start(() -> {
                     try {
                         serveConnection(NbdTransport.of(ch));
                     } finally {
@@ -87,6 +92,20 @@ public final class NbdServer implements AutoCloseable {
             }
         } finally {
             stopped.countDown();
+        }
+    }
+
+    /**
+     * TCP_NODELAY on a TCP connection, as qemu-nbd and nbdkit set it: replies are small and go out
+     * from several workers, and Nagle's algorithm would hold one back behind the peer's delayed ACK.
+     */
+    private static void noDelay(SocketChannel ch) {
+        try {
+            if (ch.getLocalAddress() instanceof InetSocketAddress) {
+                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            }
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.DEBUG, "TCP_NODELAY not set: {0}", e.toString());
         }
     }
 

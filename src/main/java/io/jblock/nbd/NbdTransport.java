@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.GatheringByteChannel;
 
 /**
  * The byte stream of one NBD connection: a TCP or Unix socket channel, or a
@@ -17,6 +18,17 @@ public interface NbdTransport extends AutoCloseable {
 
     /** Writes all of {@code src}. */
     void writeFully(ByteBuffer src) throws IOException;
+
+    /**
+     * Writes all of {@code first} and then all of {@code second} (null for none): a reply header and
+     * its payload, in one gathering write where the channel allows it, so a reply is one system call.
+     */
+    default void writeFully(ByteBuffer first, ByteBuffer second) throws IOException {
+        writeFully(first);
+        if (second != null) {
+            writeFully(second);
+        }
+    }
 
     /** Reads and drops {@code length} bytes in bounded pieces: how a refused payload is skipped to stay in sync. */
     default void skip(long length) throws IOException {
@@ -48,6 +60,18 @@ public interface NbdTransport extends AutoCloseable {
             public void writeFully(ByteBuffer src) throws IOException {
                 while (src.hasRemaining()) {
                     ch.write(src);
+                }
+            }
+
+            @Override
+            public void writeFully(ByteBuffer first, ByteBuffer second) throws IOException {
+                if (second == null || !(ch instanceof GatheringByteChannel g)) {
+                    NbdTransport.super.writeFully(first, second);
+                    return;
+                }
+                ByteBuffer[] both = {first, second};
+                while (second.hasRemaining()) {
+                    g.write(both);
                 }
             }
 

@@ -302,6 +302,28 @@ class NbdServerTest {
     }
 
     @Test
+    void aSmallReadOfAHoleComesAsDataAndALargeOneAsAHoleChunk() throws Exception {
+        start("writeback", false, 1);
+        drive.discard(0, drive.length()); // all hole
+        try (NbdClient c = connect()) {
+            c.sendRequest(0, Nbd.CMD_READ, 1, 8192, 4096, null);
+            NbdClient.Reply small = c.readReply(0);
+            assertThat(small.type()).as("below the sparse-read size, no block-status probe")
+                    .isEqualTo(Nbd.REPLY_TYPE_OFFSET_DATA);
+            assertThat(small.flags() & Nbd.REPLY_FLAG_DONE).isNotZero();
+            ByteBuffer p = ByteBuffer.wrap(small.payload());
+            assertThat(p.getLong()).isEqualTo(8192);
+            assertThat(Arrays.copyOfRange(small.payload(), 8, small.payload().length)).isEqualTo(new byte[4096]);
+
+            c.sendRequest(0, Nbd.CMD_READ, 2, 0, NbdTransmission.SPARSE_MIN, null);
+            NbdClient.Reply large = c.readReply(0);
+            assertThat(large.type()).isEqualTo(Nbd.REPLY_TYPE_OFFSET_HOLE);
+            assertThat(large.flags() & Nbd.REPLY_FLAG_DONE).isNotZero();
+            assertThat(ByteBuffer.wrap(large.payload()).getInt(8)).isEqualTo(NbdTransmission.SPARSE_MIN);
+        }
+    }
+
+    @Test
     void discDrainsInFlightRequestsBeforeClosing() throws Exception {
         start("writeback", false, 1);
         try (NbdClient c = connect()) {
