@@ -121,7 +121,7 @@ public final class Qcow2InternalSnapshots {
                 file.write(l1Offset, b, 0);
                 node.fileGrewTo(l1Offset + ((long) clusters << g.clusterBits()));
             }
-            new Qcow2SnapshotRefcounts(g, file, map, refcounts).update(map.l1Offset(), map.l1Size(), 1);
+            addReference(new Qcow2SnapshotRefcounts(g, file, map, refcounts), map.l1Offset(), map.l1Size());
             List<Qcow2Snapshots.Snapshot> table = new ArrayList<>(old);
             table.add(new Qcow2Snapshots.Snapshot(id, name, l1Offset, l1.length, dateSeconds, dateNanos, 0, 0,
                     node.length(), 0));
@@ -153,7 +153,7 @@ public final class Qcow2InternalSnapshots {
             flushMetadata();
             map.growL1(sn.l1Size(), true);
             Qcow2SnapshotRefcounts walker = new Qcow2SnapshotRefcounts(g, file, map, refcounts);
-            walker.update(sn.l1TableOffset(), sn.l1Size(), 1);
+            addReference(walker, sn.l1TableOffset(), sn.l1Size());
             long[] snL1 = readL1(sn);
             long[] old = map.l1Copy();
             long[] fresh = new long[old.length];
@@ -200,6 +200,16 @@ public final class Qcow2InternalSnapshots {
             file.flush();
         } finally {
             meta.unlock();
+        }
+    }
+
+    /** One more reference to what an L1 table reaches; a count at its maximum fails as in QEMU, with EINVAL. */
+    private static void addReference(Qcow2SnapshotRefcounts walker, long l1Offset, int l1Size)
+            throws BlockException {
+        try {
+            walker.update(l1Offset, l1Size, 1);
+        } catch (BlockException e) {
+            throw e.errno() == Errno.ERANGE ? new BlockException(Errno.EINVAL, e.getMessage(), e) : e;
         }
     }
 
