@@ -69,8 +69,15 @@ final class SnapshotCommand implements ImgCommand {
         }
         String filename = cl.operands().getFirst();
         boolean readOnly = action == Action.LIST;
+        List<Runnable> warnAgain = new java.util.ArrayList<>();
         try (ImageOpener.Opened image = ImageOpener.open(ctx,
-                new ImageOpener.Request(filename, null, imageOpts, readOnly, forceShare))) {
+                new ImageOpener.Request(filename, null, imageOpts, readOnly, forceShare), config -> {
+                    var warnings = config.warnings;
+                    config.warnings = w -> {
+                        warnAgain.add(() -> warnings.accept(w));
+                        warnings.accept(w);
+                    };
+                })) {
             BlockNode root = image.drive().root();
             Qcow2InternalSnapshots snapshots = root instanceof Qcow2Node q ? q.internalSnapshots() : null;
             switch (action) {
@@ -81,7 +88,13 @@ final class SnapshotCommand implements ImgCommand {
                     }
                 }
                 case CREATE -> create(ctx, snapshots, name);
-                case APPLY -> apply(ctx, snapshots, name);
+                case APPLY -> {
+                    if (snapshots == null) {
+                        // QEMU's fallback to the file child reopens it, probing (and warning) once more.
+                        warnAgain.forEach(Runnable::run);
+                    }
+                    apply(ctx, snapshots, name);
+                }
                 case DELETE -> delete(ctx, snapshots, name);
             }
             return 0;
@@ -116,7 +129,7 @@ final class SnapshotCommand implements ImgCommand {
     }
 
     private static void delete(ImgContext ctx, Qcow2InternalSnapshots snapshots, String name) throws ImgExit {
-        Optional<Qcow2InternalSnapshots.Info> found = snapshots == null ? Optional.empty() : snapshots.find(name);
+        Optional<Qcow2InternalSnapshots.Info> found = snapshots == null ? Optional.empty() : snapshots.findByName(name);
         if (found.isEmpty()) {
             throw ctx.fail("Could not delete snapshot '" + name + "': snapshot not found");
         }

@@ -73,22 +73,12 @@ public final class Qcow2InternalSnapshots {
     }
 
     /**
-     * The snapshot qemu-img's bdrv_snapshot_find picks for {@code key}: the
-     * first whose name is {@code key}, else the first whose id is.
+     * The snapshot qemu-img's bdrv_snapshot_find picks for {@code name}: the
+     * first with that name (ids are not looked at: "-d 2" finds no snapshot
+     * whose id only is 2).
      */
-    public java.util.Optional<Info> find(String key) {
-        List<Info> all = list();
-        for (Info i : all) {
-            if (i.name().equals(key)) {
-                return java.util.Optional.of(i);
-            }
-        }
-        for (Info i : all) {
-            if (i.id().equals(key)) {
-                return java.util.Optional.of(i);
-            }
-        }
-        return java.util.Optional.empty();
+    public java.util.Optional<Info> findByName(String name) {
+        return list().stream().filter(i -> i.name().equals(name)).findFirst();
     }
 
     /**

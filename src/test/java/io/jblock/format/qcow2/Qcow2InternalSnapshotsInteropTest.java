@@ -90,7 +90,7 @@ class Qcow2InternalSnapshotsInteropTest {
                 if (op < 8) {
                     if (byJblock) {
                         try (Drive d = openRw(img)) {
-                            Qcow2InternalSnapshots.Info s = snapshotsOf(d).find(name).orElseThrow();
+                            Qcow2InternalSnapshots.Info s = snapshotsOf(d).findByName(name).orElseThrow();
                             snapshotsOf(d).delete(s.id(), s.name());
                         }
                     } else {
