@@ -415,6 +415,11 @@ final class Qcow2ClusterMap {
         l1[index] = entry;
     }
 
+    /** Reads now go through {@code entries} (a snapshot's L1 table, on a read-only image); nothing is written. */
+    void loadL1(long[] entries) {
+        l1 = entries.clone();
+    }
+
     /**
      * Overwrites the whole active L1 table in place with {@code entries}
      * (applying a snapshot; the table keeps its length, missing entries are

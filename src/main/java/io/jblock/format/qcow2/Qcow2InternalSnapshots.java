@@ -203,6 +203,24 @@ public final class Qcow2InternalSnapshots {
         }
     }
 
+    /** QEMU's qcow2_snapshot_load_tmp, for a read-only image: see {@link Qcow2Node#loadSnapshotTemporarily}. */
+    void loadTemporarily(String id, String name) throws BlockException {
+        Qcow2Snapshots.Snapshot sn = null;
+        if (id != null || name != null) {
+            for (Qcow2Snapshots.Snapshot s : node.snapshots()) {
+                if ((id == null || s.id().equals(id)) && (name == null || s.name().equals(name))) {
+                    sn = s;
+                    break;
+                }
+            }
+        }
+        if (sn == null) {
+            throw new BlockException(Errno.ENOENT, "Can't find snapshot");
+        }
+        validateL1(sn);
+        node.snapshotLoaded(readL1(sn), sn.diskSize() >= 0 ? sn.diskSize() : node.length());
+    }
+
     private Qcow2Snapshots.Snapshot byIdOrName(String key) {
         for (Qcow2Snapshots.Snapshot s : node.snapshots()) {
             if (s.id().equals(key)) {

@@ -386,6 +386,29 @@ public final class Qcow2Node extends BlockNode {
         return new Qcow2InternalSnapshots(this, geometry, file, map, refcounts, meta);
     }
 
+    /**
+     * Makes this read-only node show the snapshot with this id and name
+     * (either may be null, not both) instead of the active layer, as QEMU's
+     * bdrv_snapshot_load_tmp (convert -l): its L1 table and its disk size.
+     */
+    public void loadSnapshotTemporarily(String id, String name) throws BlockException {
+        if (writes != null) {
+            throw new BlockException(Errno.EINVAL, "Device is not readonly");
+        }
+        internalSnapshots().loadTemporarily(id, name);
+    }
+
+    /** The L1 table and size the reads see are a snapshot's now. */
+    void snapshotLoaded(long[] l1, long diskSize) {
+        meta.lock();
+        try {
+            map.loadL1(l1);
+            size = diskSize;
+        } finally {
+            meta.unlock();
+        }
+    }
+
     /** Before an internal snapshot changes the image: it must be writable and usable. */
     void beforeSnapshotChange() throws BlockException {
         if (writes == null) {

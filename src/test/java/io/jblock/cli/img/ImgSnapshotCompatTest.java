@@ -119,6 +119,30 @@ class ImgSnapshotCompatTest {
         }
     }
 
+    /** convert -l reads a snapshot without applying it (bdrv_snapshot_load_tmp), in both forms of -l. */
+    @Test
+    void convertReadsASnapshot() throws Exception {
+        Path out = dir.resolve("out.raw");
+        for (Path t : List.of(v3, v2)) {
+            for (String l : List.of("snapshot.name=s1", "snapshot.id=1", "snapshot.id=2", "snapshot.id=3",
+                    "snapshot.id=2,snapshot.name=s1", "snapshot.id=1,snapshot.name=1", "snapshot.foo=1",
+                    "snapshot.name=nope", "snapshot.name", "s1", "1", "2", "3", "nope")) {
+                Files.deleteIfExists(out);
+                QemuImgOracle.Run expected = QemuImgOracle.qemu(List.of("convert", "-l", l, "-O", "raw",
+                        t.toString(), out.toString()));
+                byte[] expectedBytes = Files.exists(out) ? Files.readAllBytes(out) : null;
+                Files.deleteIfExists(out);
+                QemuImgOracle.Run actual = QemuImgOracle.jblock(List.of("convert", "-l", l, "-O", "raw",
+                        t.toString(), out.toString()));
+                byte[] actualBytes = Files.exists(out) ? Files.readAllBytes(out) : null;
+                assertThat(actual).as("convert -l %s of %s", l, t).isEqualTo(expected);
+                assertThat(actualBytes).as("bytes of convert -l %s of %s", l, t).isEqualTo(expectedBytes);
+            }
+        }
+        same(v3, "convert", "-l", "s1", "IMG", "IMG", out.toString());
+        same(raw, "convert", "-f", "raw", "-l", "s1", "IMG", out.toString());
+    }
+
     /**
      * Runs the command on a copy of {@code template} at the same path with
      * each tool; asserts the same output and status, and the same image after
