@@ -142,6 +142,46 @@ class Qcow2InternalSnapshotsInteropTest {
         assertSameBytes(QemuImages.qemuRaw(img), active, "active layer after deleting all, seed " + seed);
     }
 
+    /**
+     * Applying a snapshot taken at another size gives the image that size
+     * again (growing and shrinking), as qemu-img does; a v2 image with a
+     * snapshot taken in the same session refuses a resize, as QEMU does.
+     */
+    @org.junit.jupiter.api.Test
+    void applyRestoresTheSnapshotsSizeAndV2RefusesResizeWithSnapshots() throws Exception {
+        Path img = dir.resolve("r.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", img.toString(), "4M");
+        qemuIo(img, List.of("write -P 1 0 4M"));
+        byte[] at4 = QemuImages.qemuRaw(img);
+        try (Drive d = openRw(img)) {
+            snapshotsOf(d).create("small", 1, 0);
+            d.truncate(16 << 20, false, io.jblock.block.Prealloc.OFF);
+            d.write(10 << 20, ByteBuffer.wrap(new byte[4096]).put(0, (byte) 7), 0);
+            snapshotsOf(d).create("big", 2, 0);
+            snapshotsOf(d).apply("small");
+            assertThat(d.length()).isEqualTo(4 << 20);
+        }
+        assertClean(img, "apply to a smaller snapshot");
+        assertSameBytes(QemuImages.qemuRaw(img), at4, "after applying the 4 MiB snapshot");
+        try (Drive d = openRw(img)) {
+            snapshotsOf(d).apply("2");
+            assertThat(d.length()).isEqualTo(16 << 20);
+        }
+        assertClean(img, "apply to a bigger snapshot");
+        byte[] big = QemuImages.qemuRaw(img);
+        assertThat(big.length).isEqualTo(16 << 20);
+        assertThat(big[10 << 20]).isEqualTo((byte) 7);
+        Path v2 = dir.resolve("v2.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-o", "compat=0.10", v2.toString(), "4M");
+        try (Drive d = openRw(v2)) {
+            snapshotsOf(d).create("s", 1, 0);
+            org.assertj.core.api.Assertions.assertThatThrownBy(
+                    () -> d.truncate(8 << 20, false, io.jblock.block.Prealloc.OFF))
+                    .hasMessageContaining("Can't resize a v2 image which has snapshots");
+        }
+        assertClean(v2, "v2 resize refused");
+    }
+
     private static String write(Path img, byte[] active, Random r, boolean byJblock, int cluster) throws Exception {
         int n = 1 + r.nextInt(5);
         List<String> cmds = new ArrayList<>();
