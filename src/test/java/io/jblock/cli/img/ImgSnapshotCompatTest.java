@@ -74,6 +74,15 @@ class ImgSnapshotCompatTest {
         same(v3, "snapshot", "--image-opts", "-l", "driver=qcow2,file.filename=IMG");
     }
 
+    /** info lists the snapshots too, in its human text and in its JSON. */
+    @Test
+    void infoListsSnapshots() throws Exception {
+        for (Path t : List.of(v3, v2, empty)) {
+            same(t, "info", "IMG");
+            same(t, "info", "--output=json", "IMG");
+        }
+    }
+
     @Test
     void creating() throws Exception {
         for (Path t : List.of(v3, v2, empty)) {
