@@ -66,9 +66,7 @@ final class ConvertCommand implements ImgCommand {
         String options;
         String snapshotName;
         boolean snapshotParam;
-        /** snapshot.id and snapshot.name of -l's long form. */
-        String snapshotId;
-        String snapshotTag;
+        SnapshotParam snapshot;
         boolean imageOpts;
         boolean targetImageOpts;
         boolean skipCreate;
@@ -126,8 +124,8 @@ final class ConvertCommand implements ImgCommand {
                 case 'l' -> {
                     if (cl.optarg().startsWith("snapshot.")) {
                         a.snapshotParam = true;
-                        parseSnapshotParam(ctx, a, cl.optarg());
                     }
+                    a.snapshot = SnapshotParam.parse(ctx, cl.optarg());
                     a.snapshotName = cl.optarg();
                 }
                 case 'S' -> {
@@ -287,28 +285,7 @@ final class ConvertCommand implements ImgCommand {
             if (!a.snapshotParam && srcNum > 1) {
                 throw ctx.fail("No support for concatenating multiple snapshot");
             }
-            BlockNode first = sources.getFirst();
-            if (!(first instanceof io.jblock.format.qcow2.Qcow2Node q)) {
-                throw ctx.fail("Failed to load snapshot: Block format '" + first.driverName() + "' used by device ''"
-                        + " does not support temporarily loading internal snapshots");
-            }
-            try {
-                if (a.snapshotParam) {
-                    q.loadSnapshotTemporarily(a.snapshotId, a.snapshotTag);
-                } else {
-                    // bdrv_snapshot_load_tmp_by_id_or_name: as an id, then as a name.
-                    try {
-                        q.loadSnapshotTemporarily(a.snapshotName, null);
-                    } catch (BlockException e) {
-                        if (e.errno() != io.jblock.block.Errno.ENOENT && e.errno() != io.jblock.block.Errno.EINVAL) {
-                            throw e;
-                        }
-                        q.loadSnapshotTemporarily(null, a.snapshotName);
-                    }
-                }
-            } catch (BlockException e) {
-                throw ctx.fail("Failed to load snapshot: " + e.getMessage());
-            }
+            a.snapshot.load(ctx, sources.getFirst());
         }
         ConvertTarget.Plan plan = null;
         if (!a.skipCreate) {
@@ -415,26 +392,5 @@ final class ConvertCommand implements ImgCommand {
             n = n.child("file");
         }
         return n instanceof FileNode f && !FileDriver.isHostDevice(f.path().toString());
-    }
-
-    /** -l's long form, "snapshot.id=ID,snapshot.name=NAME", as QemuOpts reads it (the last of a key counts). */
-    private static void parseSnapshotParam(ImgContext ctx, Args a, String param) throws ImgExit {
-        for (String part : param.split(",")) {
-            int eq = part.indexOf('=');
-            String key = eq < 0 ? part : part.substring(0, eq);
-            String value = eq < 0 ? "on" : part.substring(eq + 1);
-            if (!key.equals("snapshot.id") && !key.equals("snapshot.name")) {
-                ctx.error("Invalid parameter '" + key + "'");
-                throw ctx.fail("Failed in parsing snapshot param '" + param + "'");
-            }
-            if (eq < 0) {
-                ctx.warn("short-form boolean option '" + key + "' deprecated\nPlease use " + key + "=on instead");
-            }
-            if (key.equals("snapshot.id")) {
-                a.snapshotId = value;
-            } else {
-                a.snapshotTag = value;
-            }
-        }
     }
 }

@@ -149,6 +149,12 @@ class ImgSnapshotCompatTest {
             }
         }
         same(v3, "convert", "-l", "s1", "IMG", "IMG", out.toString());
+        for (String l : List.of("snapshot.name=s1", "snapshot.id=2", "1", "s1", "nope", "snapshot.foo=1")) {
+            for (String output : List.of("human", "json")) {
+                same(v3, "measure", "-O", "qcow2", "--output=" + output, "-l", l, "IMG");
+            }
+        }
+        same(raw, "measure", "-f", "raw", "-l", "s1", "IMG");
         same(raw, "convert", "-f", "raw", "-l", "s1", "IMG", out.toString());
     }
 
