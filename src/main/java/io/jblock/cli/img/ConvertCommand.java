@@ -67,6 +67,7 @@ final class ConvertCommand implements ImgCommand {
         String options;
         String snapshotName;
         boolean snapshotParam;
+        SnapshotParam snapshot;
         boolean imageOpts;
         boolean targetImageOpts;
         boolean skipCreate;
@@ -125,6 +126,7 @@ final class ConvertCommand implements ImgCommand {
                     if (cl.optarg().startsWith("snapshot.")) {
                         a.snapshotParam = true;
                     }
+                    a.snapshot = SnapshotParam.parse(ctx, cl.optarg());
                     a.snapshotName = cl.optarg();
                 }
                 case 'S' -> {
@@ -284,11 +286,7 @@ final class ConvertCommand implements ImgCommand {
             if (!a.snapshotParam && srcNum > 1) {
                 throw ctx.fail("No support for concatenating multiple snapshot");
             }
-            BlockNode first = sources.getFirst();
-            throw ctx.fail("Failed to load snapshot: " + (first.driverName().equals("qcow2")
-                    ? "loading internal snapshots is not available yet in this version of jblock"
-                    : "Block format '" + first.driverName() + "' used by device '' does not support temporarily"
-                    + " loading internal snapshots"));
+            a.snapshot.load(ctx, sources.getFirst());
         }
         ConvertTarget.Plan plan = null;
         if (!a.skipCreate) {

@@ -15,9 +15,17 @@ import java.util.Map;
  * @param actualSize  bytes allocated on the host, -1 when unknown ("unavailable")
  * @param clusterSize the format's allocation unit, 0 when it has none
  * @param dirty       whether the image was not closed cleanly
+ * @param snapshots   the internal snapshots (none for formats without them)
  */
 record ImageInfo(String filename, String format, long virtualSize, long actualSize, long clusterSize,
-                 boolean dirty, Map<String, Object> formatSpecific) {
+                 boolean dirty, Map<String, Object> formatSpecific,
+                 java.util.List<io.jblock.format.qcow2.Qcow2InternalSnapshots.Info> snapshots) {
+    /** An image without internal snapshots. */
+    ImageInfo(String filename, String format, long virtualSize, long actualSize, long clusterSize,
+              boolean dirty, Map<String, Object> formatSpecific) {
+        this(filename, format, virtualSize, actualSize, clusterSize, dirty, formatSpecific, java.util.List.of());
+    }
+
     /** The fields in QAPI order (the order QEMU adds them, which breaks ties in its JSON member order). */
     Map<String, Object> toJson() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -30,6 +38,25 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
         m.put("virtual-size", virtualSize);
         if (clusterSize > 0) {
             m.put("cluster-size", clusterSize);
+        }
+        if (!snapshots.isEmpty()) {
+            // QAPI SnapshotInfo, in its field order.
+            java.util.List<Object> list = new java.util.ArrayList<>();
+            for (var sn : snapshots) {
+                Map<String, Object> e = new LinkedHashMap<>();
+                e.put("id", sn.id());
+                e.put("name", sn.name());
+                e.put("vm-state-size", sn.vmStateSize());
+                e.put("date-sec", sn.dateSeconds());
+                e.put("date-nsec", (long) sn.dateNanos());
+                e.put("vm-clock-sec", Long.divideUnsigned(sn.vmClockNanos(), 1_000_000_000L));
+                e.put("vm-clock-nsec", Long.remainderUnsigned(sn.vmClockNanos(), 1_000_000_000L));
+                if (sn.icount() != -1) {
+                    e.put("icount", sn.icount());
+                }
+                list.add(e);
+            }
+            m.put("snapshots", list);
         }
         if (!formatSpecific.isEmpty()) {
             Map<String, Object> spec = new LinkedHashMap<>();
@@ -54,6 +81,9 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
         }
         if (dirty) {
             sb.append("cleanly shut down: no\n");
+        }
+        if (!snapshots.isEmpty()) {
+            sb.append(SnapshotCommand.list(snapshots));
         }
         if (!formatSpecific.isEmpty()) {
             // bdrv_image_info_specific_dump: indented by 4, '-' in keys printed as ' '.

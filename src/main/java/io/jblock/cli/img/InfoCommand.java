@@ -91,6 +91,7 @@ final class InfoCommand implements ImgCommand {
         long virtualSize = (length + SECTOR - 1) / SECTOR * SECTOR;
         var info = root.info();
         return new ImageInfo(image.displayName(), info.formatName(), virtualSize, root.allocatedSize(),
-                info.clusterSize(), false, info.formatSpecific());
+                info.clusterSize(), false, info.formatSpecific(),
+                root instanceof io.jblock.format.qcow2.Qcow2Node q ? q.internalSnapshots().list() : List.of());
     }
 }

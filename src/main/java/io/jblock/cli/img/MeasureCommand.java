@@ -30,6 +30,7 @@ final class MeasureCommand implements ImgCommand {
         String outFmt = "raw";
         String options = null;
         String snapshot = null;
+        SnapshotParam snapshotParam = null;
         boolean forceShare = false;
         boolean imageOpts = false;
         boolean json = false;
@@ -53,7 +54,10 @@ final class MeasureCommand implements ImgCommand {
                     }
                     options = options == null ? cl.optarg() : options + "," + cl.optarg();
                 }
-                case 'l' -> snapshot = cl.optarg();
+                case 'l' -> {
+                    snapshotParam = SnapshotParam.parse(ctx, cl.optarg());
+                    snapshot = cl.optarg();
+                }
                 case 'U' -> forceShare = true;
                 case OPTION_OBJECT -> throw ObjectOption.refuse(ctx, cl.optarg());
                 case OPTION_IMAGE_OPTS -> imageOpts = true;
@@ -89,8 +93,8 @@ final class MeasureCommand implements ImgCommand {
             in = ImageOpener.open(ctx, new ImageOpener.Request(filename, fmt, imageOpts, true, forceShare));
         }
         try (ImageOpener.Opened input = in) {
-            if (snapshot != null) {
-                throw ctx.fail("Failed to load snapshot: snapshots are not available yet in this version of jblock");
+            if (snapshotParam != null) {
+                snapshotParam.load(ctx, input.drive().root());
             }
             return measure(ctx, outFmt, options, size, input == null ? null : input.drive().root(), json);
         } catch (BlockException e) {

@@ -415,6 +415,29 @@ final class Qcow2ClusterMap {
         l1[index] = entry;
     }
 
+    /** Reads now go through {@code entries} (a snapshot's L1 table, on a read-only image); nothing is written. */
+    void loadL1(long[] entries) {
+        l1 = entries.clone();
+    }
+
+    /**
+     * Overwrites the whole active L1 table in place with {@code entries}
+     * (applying a snapshot; the table keeps its length, missing entries are
+     * zero): refcount blocks first, as for any L1 write.
+     */
+    void replaceL1(long[] entries) throws BlockException {
+        long[] fresh = new long[l1.length];
+        System.arraycopy(entries, 0, fresh, 0, Math.min(entries.length, fresh.length));
+        refcountsFirst();
+        file.debugEvent(DebugEvent.L1_UPDATE);
+        ByteBuffer b = ByteBuffer.allocate(fresh.length * 8);
+        b.asLongBuffer().put(fresh);
+        if (fresh.length > 0) {
+            file.write(l1Offset, b, 0);
+        }
+        l1 = fresh;
+    }
+
     /**
      * Grows the L1 table to at least {@code minSize} entries (exactly, or by
      * QEMU's factor of 1.5): the new table is written, then the header points

@@ -43,7 +43,9 @@ public final class Qcow2Node extends BlockNode {
     private volatile long dataLength;
     private final Qcow2ClusterMap map;
     private final Qcow2Refcounts refcounts;
-    private final List<Qcow2Snapshots.Snapshot> snapshots;
+    /** The snapshot table as it is now on disk, and where (internal snapshots replace both). */
+    private volatile List<Qcow2Snapshots.Snapshot> snapshots;
+    private volatile long snapshotsOffset;
     private final ReentrantLock meta = new ReentrantLock();
     /** The incompatible feature bits as the file has them now (dirty and corrupt change while open). */
     private volatile long incompatibleFeatures;
@@ -84,6 +86,7 @@ public final class Qcow2Node extends BlockNode {
         this.map = new Qcow2ClusterMap(geometry, file, fileLength, l1, header.l1TableOffset());
         this.refcounts = new Qcow2Refcounts(file, fileLength, header);
         this.snapshots = snapshots;
+        this.snapshotsOffset = header.snapshotsOffset();
         if (settings.readOnly()) {
             this.writes = null;
             this.zeroWrites = null;
@@ -373,6 +376,61 @@ public final class Qcow2Node extends BlockNode {
         } finally {
             meta.unlock();
         }
+    }
+
+    /**
+     * Taking, applying and deleting internal snapshots (qemu-img snapshot);
+     * the image must be open read-write for every change.
+     */
+    public Qcow2InternalSnapshots internalSnapshots() {
+        return new Qcow2InternalSnapshots(this, geometry, file, map, refcounts, meta);
+    }
+
+    /**
+     * Makes this read-only node show the snapshot with this id and name
+     * (either may be null, not both) instead of the active layer, as QEMU's
+     * bdrv_snapshot_load_tmp (convert -l): its L1 table and its disk size.
+     */
+    public void loadSnapshotTemporarily(String id, String name) throws BlockException {
+        if (writes != null) {
+            throw new BlockException(Errno.EINVAL, "Device is not readonly");
+        }
+        internalSnapshots().loadTemporarily(id, name);
+    }
+
+    /** The L1 table and size the reads see are a snapshot's now. */
+    void snapshotLoaded(long[] l1, long diskSize) {
+        meta.lock();
+        try {
+            map.loadL1(l1);
+            size = diskSize;
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /** Before an internal snapshot changes the image: it must be writable and usable. */
+    void beforeSnapshotChange() throws BlockException {
+        if (writes == null) {
+            throw new BlockException(Errno.EACCES, "Permission denied");
+        }
+        checkUsable();
+        beforeChange();
+    }
+
+    /** The snapshot table now on disk is {@code table}, at {@code offset}. */
+    void snapshotsChanged(List<Qcow2Snapshots.Snapshot> table, long offset) {
+        snapshots = table;
+        snapshotsOffset = offset;
+    }
+
+    long snapshotsOffset() {
+        return snapshotsOffset;
+    }
+
+    /** Metadata was written up to {@code end} of the file. */
+    void fileGrewTo(long end) {
+        fileGrew(end);
     }
 
     /** The active L1 table's offset and entries (a copy), for snapshots. */

@@ -55,7 +55,7 @@ final class Qcow2Resize {
         if (newSize % 512 != 0) {
             throw new BlockException(Errno.EINVAL, "The new size must be a multiple of 512");
         }
-        if (header.snapshotCount() != 0 && header.version() < 3) {
+        if (!node.snapshots().isEmpty() && header.version() < 3) {
             throw new BlockException(Errno.ENOTSUP, "Can't resize a v2 image which has snapshots");
         }
         long l1Span = g.l1Span();

@@ -95,4 +95,46 @@ final class Qcow2SnapshotRefcounts {
             file.write(l1Offset, b, 0);
         }
     }
+
+    /**
+     * Drops one reference from everything an L1 table held in memory reaches
+     * (the active table apply just replaced, or a deleted snapshot's), fixing
+     * COPIED in the L2 tables that stay; the L1 entries are not written back
+     * (QEMU writes an L1 table back only for addend >= 0). L2 tables whose
+     * count reaches 0 leave the cache, so a stale slice never outlives them.
+     */
+    void release(long[] l1) throws BlockException {
+        for (long l1Entry : l1) {
+            long l2 = l1Entry & Qcow2L2Entry.OFFSET_MASK;
+            if (l2 == 0) {
+                continue;
+            }
+            for (int j = 0; j < g.l2Entries(); j++) {
+                Qcow2ClusterMap.Slot slot = map.slotInTable(l2, j);
+                long entry = slot.entry();
+                if ((entry & Qcow2L2Entry.COMPRESSED) != 0) {
+                    refcounts.update(Qcow2L2Entry.compressedOffset(entry, g.clusterBits()),
+                            Qcow2L2Entry.compressedSize(entry, g.clusterBits()), -1);
+                    continue;
+                }
+                long host = entry & Qcow2L2Entry.OFFSET_MASK;
+                if (host == 0) {
+                    continue;
+                }
+                refcounts.update(host, g.clusterSize(), -1);
+                long updated = refcounts.refcount(host) == 1 ? entry | Qcow2L2Entry.COPIED
+                        : entry & ~Qcow2L2Entry.COPIED;
+                if (updated != entry) {
+                    slot = map.slotInTable(l2, j);
+                    map.set(slot, updated, slot.bitmap(g));
+                }
+            }
+            map.trim();
+            refcounts.update(l2, g.clusterSize(), -1);
+            if (refcounts.refcount(l2) == 0) {
+                map.forget(l2);
+            }
+        }
+        map.writeDirty();
+    }
 }
