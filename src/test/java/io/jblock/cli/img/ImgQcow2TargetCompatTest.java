@@ -25,7 +25,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * output, the status, the guest contents ({@code qemu-img compare}), the
  * allocation (map without offsets), and a clean {@code qemu-img check}.
  */
-class ImgQcow2TargetPending {
+class ImgQcow2TargetCompatTest {
     private static Path dir;
     private static Map<Path, String> images;
 
@@ -84,7 +84,11 @@ class ImgQcow2TargetPending {
 
     @Test
     void compressedTarget() throws Exception {
-        for (String src : List.of("sparse.img", "top.qcow2", "compressed.qcow2")) {
+        // sparse.img's zeroed range is an unwritten extent, which SEEK_DATA reports as data or hole
+        // depending on the page cache: a copy made by convert has plain holes, the same for both tools.
+        SampleImages.qemuImg("convert", "-O", "raw", dir.resolve("sparse.img").toString(),
+                dir.resolve("holes.img").toString());
+        for (String src : List.of("holes.img", "top.qcow2", "compressed.qcow2")) {
             sameQcow2(t -> { }, "convert", "-c", "-O", "qcow2", dir.resolve(src).toString(), out().toString());
         }
         sameQcow2(t -> { }, "convert", "-c", "-O", "qcow2", "-o", "preallocation=full",
