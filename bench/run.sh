@@ -210,6 +210,10 @@ convert_row() { # label src-fmt src dst-fmt
   local label=$1 sf=$2 src=$3 df=$4 q j
   rm -f "$dir/out"; q=$(wall qemu-img convert -f "$sf" -O "$df" "$src" "$dir/out")
   rm -f "$dir/out"; j=$(wall $J img convert -f "$sf" -O "$df" "$src" "$dir/out")
+  # A fast copy must be a right one: QEMU compares jblock's target with the source.
+  if [[ $j != ERR:* ]] && ! qemu-img compare -q -f "$sf" -F "$df" "$src" "$dir/out" 2>"$dir/err"; then
+    j="ERR: target differs from the source: $(head -1 "$dir/err")"
+  fi
   if [[ $j == ERR:* ]]; then
     case "$j" in *"not available"*) j="convert not available yet" ;; *) j="failed: ${j#ERR: }" ;; esac
     row convert "$label" "-" "$q s" qemu-img "not available: $j"

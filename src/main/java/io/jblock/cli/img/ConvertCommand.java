@@ -352,8 +352,12 @@ final class ConvertCommand implements ImgCommand {
             if (a.compressed && !ConvertTarget.canCompress(out.driverName())) {
                 throw ctx.fail("Compression not supported for this file format");
             }
+            int clusterSectors = 0;
             if (a.compressed) {
-                throw ctx.fail("compressed writes (-c) are not available yet in this version of jblock");
+                clusterSectors = (int) (out.info().clusterSize() / SECTOR);
+                if (clusterSectors <= 0) {
+                    throw ctx.fail("Compression not supported for this file format");
+                }
             }
             long outLength = SectorImage.length(out);
             if (a.skipCreate && outLength / SECTOR < totalSectors) {
@@ -371,7 +375,7 @@ final class ConvertCommand implements ImgCommand {
                     (requestAlignment + SECTOR - 1) / SECTOR);
             ConvertJob.Settings settings = new ConvertJob.Settings(a.minSparse, hasZeroInit, targetHasBacking,
                     targetBackingSectors, a.inOrder, a.workers, a.copyRange, a.salvage, a.quiet, alignment,
-                    CompareCommand.IO_BUF_SIZE / SECTOR, a.rateLimit);
+                    CompareCommand.IO_BUF_SIZE / SECTOR, a.rateLimit, clusterSectors);
             try {
                 new ConvertJob(ctx, sources, out, settings, progress).run();
             } catch (ConvertJob.Failed e) {

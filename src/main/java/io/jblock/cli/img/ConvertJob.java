@@ -56,10 +56,22 @@ final class ConvertJob {
      * @param alignment            sectors at which zero detection cuts runs (a power of two)
      * @param bufSectors           the largest data chunk
      * @param rateLimit            bytes per second written at most, 0 for no limit
+     * @param clusterSectors       -c: the target's cluster in sectors (data goes out compressed, in whole
+     *                             clusters); 0 without -c
      */
     record Settings(int minSparse, boolean hasZeroInit, boolean targetHasBacking, long targetBackingSectors,
                     boolean inOrder, int workers, boolean copyRange, boolean salvage, boolean quiet,
-                    int alignment, int bufSectors, long rateLimit) {
+                    int alignment, int bufSectors, long rateLimit, int clusterSectors) {
+        Settings(int minSparse, boolean hasZeroInit, boolean targetHasBacking, long targetBackingSectors,
+                 boolean inOrder, int workers, boolean copyRange, boolean salvage, boolean quiet,
+                 int alignment, int bufSectors, long rateLimit) {
+            this(minSparse, hasZeroInit, targetHasBacking, targetBackingSectors, inOrder, workers, copyRange,
+                    salvage, quiet, alignment, bufSectors, rateLimit, 0);
+        }
+
+        boolean compressed() {
+            return clusterSectors > 0;
+        }
     }
 
     /** The copy failed; the message is printed already. */
@@ -334,6 +346,15 @@ final class ConvertJob {
         if (status == Kind.DATA) {
             n = Math.min(n, s.bufSectors());
         }
+        if (s.compressed()) {
+            // Compressed writes take whole clusters: a shorter run is read (and written) as a whole cluster.
+            if (n < s.clusterSectors()) {
+                n = Math.min(s.clusterSectors(), totalSectors - sector);
+                status = Kind.DATA;
+            } else {
+                n -= n % s.clusterSectors();
+            }
+        }
         return n;
     }
 
@@ -440,7 +461,10 @@ final class ConvertJob {
                     }
                     case DATA -> {
                         boolean write = s.minSparse() == 0 || offload;
-                        if (!write) {
+                        if (s.compressed()) {
+                            // A compressed cluster is written whole, or not at all when it is all zeroes.
+                            write = write || !ZeroScan.isZero(buf.slice(bufPos * SECTOR, (int) n * SECTOR));
+                        } else if (!write) {
                             ZeroScan.Run r = ZeroScan.allocatedMin(buf, bufPos, (int) n, s.minSparse(), at,
                                     s.alignment());
                             n = r.sectors();
@@ -448,7 +472,8 @@ final class ConvertJob {
                         }
                         if (write) {
                             rate.take(n * SECTOR);
-                            target.write(at * SECTOR, buf.slice(bufPos * SECTOR, (int) n * SECTOR), WriteFlags.NONE);
+                            target.write(at * SECTOR, buf.slice(bufPos * SECTOR, (int) n * SECTOR),
+                                    s.compressed() ? WriteFlags.COMPRESSED : WriteFlags.NONE);
                         } else {
                             zero(at, n);
                         }

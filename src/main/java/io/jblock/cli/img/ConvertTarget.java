@@ -2,6 +2,8 @@ package io.jblock.cli.img;
 
 import io.jblock.block.BlockException;
 import io.jblock.block.Errno;
+import io.jblock.block.ImageCreation;
+import io.jblock.block.Prealloc;
 import io.jblock.options.DriverRegistry;
 import io.jblock.protocol.FileDriver;
 
@@ -37,13 +39,25 @@ final class ConvertTarget {
         return switch (fmt) {
             case "raw" -> CreateOptions.RAW;
             case "file" -> CreateOptions.FILE;
+            case "qcow2" -> CreateOptions.QCOW2;
             default -> null;
         };
     }
 
-    /** Creates the image the plan describes (QEMU's bdrv_create). */
+    /**
+     * Creates the image the plan describes (QEMU's bdrv_create): raw through
+     * its protocol with {@code protocolOptions}; other formats through their
+     * driver, which creates the file itself ({@code protocolOptions} unused).
+     */
     private static void createImage(Plan plan, CreateOptions protocolOptions) throws BlockException {
-        RawCreator.create(plan.protocol(), plan.path(), protocolOptions);
+        if (plan.format().equals("raw") || plan.format().equals("file")) {
+            RawCreator.create(plan.protocol(), plan.path(), protocolOptions);
+            return;
+        }
+        // A format driver creates its file through its protocol itself (qcow2: Qcow2Creator).
+        CreateOptions opts = plan.options();
+        DriverRegistry.standard().find(plan.format()).orElseThrow().create(plan.path(),
+                new ImageCreation(opts.size("size", 0), Prealloc.OFF, opts.valuesOf(formatOptions(plan.format()))));
     }
 
     /** Whether the format takes compressed writes (-c). */
@@ -74,6 +88,17 @@ final class ConvertTarget {
         if (backingFormat != null && !hasOption(descs, "backing_fmt")) {
             throw ctx.fail("Backing file format not supported for file format '" + fmt + "'");
         }
+        try {
+            // add_old_style_options: -B and -F become the format's options.
+            if (backingFile != null && hasOption(descs, "backing_file")) {
+                opts.set("backing_file", backingFile, ctx::warn);
+            }
+            if (backingFormat != null && hasOption(descs, "backing_fmt")) {
+                opts.set("backing_fmt", backingFormat, ctx::warn);
+            }
+        } catch (CreateOptions.Invalid e) {
+            throw ctx.fail(e.getMessage());
+        }
         String backing = hasOption(descs, "backing_file") ? opts.text("backing_file") : null;
         String backingFmt = hasOption(descs, "backing_fmt") ? opts.text("backing_fmt") : null;
         return new Plan(fmt, filename, device ? "host_device" : "file", path, opts, protocolDescs,
@@ -87,6 +112,18 @@ final class ConvertTarget {
 
     /** Makes the image; a failure is {@code prefix} and why. */
     static void create(ImgContext ctx, Plan plan, String prefix) throws ImgExit {
+        if (!plan.format().equals("raw") && !plan.format().equals("file")) {
+            try {
+                createImage(plan, null);
+            } catch (BlockException e) {
+                if (e.errno() == Errno.EFBIG && e.getMessage().startsWith("Failed to grow the L1 table")) {
+                    throw ctx.fail(prefix + "The image size is too large for file format '" + plan.format()
+                            + "' (try using a larger cluster size)");
+                }
+                throw ctx.fail(prefix + e.getMessage());
+            }
+            return;
+        }
         CreateOptions fileOpts = plan.options();
         if (!plan.format().equals("file")) {
             // QEMU hands the options down to the protocol as text and parses them again there.

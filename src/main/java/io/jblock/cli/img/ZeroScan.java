@@ -87,6 +87,17 @@ final class ZeroScan {
         return new Run(used, true);
     }
 
+    /** Whether {@code b} holds only zeroes from its position to its limit (QEMU's buffer_is_zero). */
+    static boolean isZero(ByteBuffer b) {
+        for (int at = b.position(); at < b.limit(); at += SECTOR) {
+            int n = Math.min(SECTOR, b.limit() - at);
+            if (b.slice(at, n).mismatch(ZERO_SECTOR.slice(0, n)) >= 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     private static boolean isZeroSector(ByteBuffer buf, int sector) {
         return buf.slice(sector * SECTOR, SECTOR).mismatch(ZERO_SECTOR) < 0;
     }

@@ -84,6 +84,19 @@ public final class Qcow2Driver implements BlockDriver {
             String backingName = Qcow2Children.backingName(h, first);
             long[] l1 = readL1(file, h);
             List<Qcow2Snapshots.Snapshot> snapshots = Qcow2Snapshots.read(file, fileLength, h);
+            if (!settings.readOnly() && h.isDirty()) {
+                // QEMU's qcow2_do_open: a dirty image (lazy refcounts, not closed cleanly) opened for
+                // writing is checked and repaired first; the check's lines go to stderr as QEMU's do.
+                // A read-only open reads it as it is. The repair may move the refcount table and
+                // clears the dirty bit, so everything read from the header is read again.
+                Qcow2Check.repairDirty(file, h, ext, l1, snapshots, line -> System.err.println(line));
+                fileLength = file.length();
+                h = Qcow2Header.decode(readZeroPadded(file, fileLength, 0, KNOWN_HEADER_BYTES));
+                first = readZeroPadded(file, fileLength, 0, (int) h.clusterSize());
+                ext = Qcow2Extensions.decode(h, first);
+                l1 = readL1(file, h);
+                snapshots = Qcow2Snapshots.read(file, fileLength, h);
+            }
             dataFile = Qcow2Children.openDataFile(h, ext, file, options, settings, context);
             backing = Qcow2Children.openBacking(backingName, ext.backingFormat(), file, options, settings,
                     context, policy);
@@ -111,10 +124,6 @@ public final class Qcow2Driver implements BlockDriver {
     private static void checkWritable(Qcow2Header h, Qcow2Extensions ext, BlockNode file) throws BlockException {
         if (h.isCorrupt()) {
             throw new BlockException(Errno.EACCES, "qcow2: Image is corrupt; cannot be opened read/write");
-        }
-        if (h.isDirty()) {
-            throw new BlockException.Unsupported("qcow2 image is dirty: repair with 'jblock img check -r all'"
-                    + " (automatic repair on open is not wired yet)");
         }
         if ((h.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) != 0 && ext.bitmaps() != null) {
             // QEMU marks them in use and stores them again on close; jblock does not maintain bitmaps yet,
