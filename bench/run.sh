@@ -74,6 +74,7 @@ bench_row() { # section label fmt image-kind args...
   case "$kind" in
     raw) img=$raw ;;
     qcow2|qcow2-meta) img="$dir/q.qcow2" ;;
+    qcow2-full) img="$dir/qfull.qcow2" ;;   # every cluster allocated (reads only: shared by both tools)
   esac
   [ "$kind" = qcow2 ] && fresh_qcow2 "$img" off
   [ "$kind" = qcow2-meta ] && fresh_qcow2 "$img" metadata
@@ -126,7 +127,20 @@ for cache in writeback none; do
     bench_row "img bench" "raw r 4k $cache $aio" raw raw -t "$cache" -i "$aio" -d 32 -s 4k -S $step -c "$c"
   done
 done
+qemu-img convert -f raw -O qcow2 "$raw" "$dir/qfull.qcow2"
+for cache in writeback none; do
+  for aio in threads io_uring; do
+    c=$(count_for "$cache")
+    bench_row "img bench" "qcow2 r 4k $cache $aio (allocated)" qcow2 qcow2-full -t "$cache" -i "$aio" -d 32 -s 4k -S $step -c "$c"
+  done
+done
+rm -f "$dir/qfull.qcow2"
 bench_row "img bench" "raw w 1M none io_uring depth 4" raw raw -w -t none -i io_uring -d 4 -s 1M -c $n_big
+for kind in qcow2 qcow2-meta; do
+  for aio in threads io_uring; do
+    bench_row "img bench" "$kind w 1M none $aio depth 4" qcow2 "$kind" -w -t none -i "$aio" -d 4 -s 1M -c $n_big
+  done
+done
 
 # ---------------------------------------------------------------- device limit (fio on the same file)
 echo "device limit (fio on the same file, ${fio_secs}s per job)..." >&2

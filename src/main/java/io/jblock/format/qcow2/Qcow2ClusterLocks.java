@@ -1,7 +1,6 @@
 package io.jblock.format.qcow2;
 
-import java.util.HashSet;
-import java.util.Set;
+import java.util.Arrays;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -14,22 +13,38 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>A request takes its whole range of clusters at once, or waits for all of
  * them, so two requests can never hold parts of each other's ranges.
+ *
+ * <p>The held ranges are a short array (one per request in flight, so about
+ * the queue depth) scanned linearly: no boxing or hashing per request.
  */
 final class Qcow2ClusterLocks {
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition released = lock.newCondition();
-    private final Set<Long> busy = new HashSet<>();
+    /** Held ranges {@code [firsts[i], lasts[i]]} for {@code i < held}, in no order. */
+    private long[] firsts = new long[64];
+    private long[] lasts = new long[64];
+    private int held;
+    private int waiting;
 
     /** Holds guest clusters {@code [first, last]} until {@link #release} is called with the same range. */
     void acquire(long first, long last) {
         lock.lock();
         try {
             while (anyBusy(first, last)) {
-                released.awaitUninterruptibly();
+                waiting++;
+                try {
+                    released.awaitUninterruptibly();
+                } finally {
+                    waiting--;
+                }
             }
-            for (long c = first; c <= last; c++) {
-                busy.add(c);
+            if (held == firsts.length) {
+                firsts = Arrays.copyOf(firsts, held * 2);
+                lasts = Arrays.copyOf(lasts, held * 2);
             }
+            firsts[held] = first;
+            lasts[held] = last;
+            held++;
         } finally {
             lock.unlock();
         }
@@ -38,29 +53,25 @@ final class Qcow2ClusterLocks {
     void release(long first, long last) {
         lock.lock();
         try {
-            for (long c = first; c <= last; c++) {
-                busy.remove(c);
+            for (int i = held - 1; i >= 0; i--) {
+                if (firsts[i] == first && lasts[i] == last) {
+                    held--;
+                    firsts[i] = firsts[held];
+                    lasts[i] = lasts[held];
+                    break;
+                }
             }
-            released.signalAll();
+            if (waiting > 0) {
+                released.signalAll();
+            }
         } finally {
             lock.unlock();
         }
     }
 
     private boolean anyBusy(long first, long last) {
-        if (busy.isEmpty()) {
-            return false;
-        }
-        if (last - first + 1 > busy.size()) {
-            for (long c : busy) {
-                if (c >= first && c <= last) {
-                    return true;
-                }
-            }
-            return false;
-        }
-        for (long c = first; c <= last; c++) {
-            if (busy.contains(c)) {
+        for (int i = 0; i < held; i++) {
+            if (firsts[i] <= last && lasts[i] >= first) {
                 return true;
             }
         }

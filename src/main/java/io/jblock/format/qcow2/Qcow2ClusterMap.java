@@ -41,7 +41,37 @@ final class Qcow2ClusterMap {
     private long l1Offset;
     private final int sliceBytes;
     private final int sliceEntries;
-    private final LinkedHashMap<Long, Slice> cache = new LinkedHashMap<>(16, 0.75f, true);
+    /** Slices by file offset, least recently used first; put, remove and clear also drop the memo below. */
+    private final LinkedHashMap<Long, Slice> cache = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        public Slice put(Long at, Slice s) {
+            forgetLast(at);
+            return super.put(at, s);
+        }
+
+        @Override
+        public Slice remove(Object at) {
+            if (at instanceof Long l) {
+                forgetLast(l);
+            }
+            return super.remove(at);
+        }
+
+        @Override
+        public void clear() {
+            lastAt = -1;
+            lastSlice = null;
+            super.clear();
+        }
+    };
+    /**
+     * The slice found last, and where it is: consecutive requests mostly land
+     * in one slice, and this spares them the boxed key and the LRU relinking.
+     * Always in {@link #cache}: cleared wherever a slice leaves it (the cache's put, remove
+     * and clear do it; an iterator's remove must call {@link #forgetLast}).
+     */
+    private long lastAt = -1;
+    private Slice lastSlice;
     private final int capacity;
     /** Set when the image is opened read-write: where new clusters come from. */
     private Qcow2Refcounts refcounts;
@@ -222,8 +252,17 @@ final class Qcow2ClusterMap {
     }
 
     private Slice slice(long at) throws BlockException {
+        if (at == lastAt) {
+            return lastSlice;
+        }
+        if (lastSlice != null) {
+            // The slice served from the memo was in use until now: it becomes the most recently used again.
+            cache.get(lastAt);
+        }
         Slice s = cache.get(at);
         if (s != null) {
+            lastAt = at;
+            lastSlice = s;
             return s;
         }
         file.debugEvent(DebugEvent.L2_LOAD);
@@ -235,7 +274,19 @@ final class Qcow2ClusterMap {
         s = new Slice(w);
         cache.put(at, s);
         trim();
+        if (cache.get(at) == s) {
+            lastAt = at;
+            lastSlice = s;
+        }
         return s;
+    }
+
+    /** Drops the memo of {@link #slice} when the slice at {@code at} leaves (or is replaced in) the cache. */
+    private void forgetLast(long at) {
+        if (at == lastAt) {
+            lastAt = -1;
+            lastSlice = null;
+        }
     }
 
     /** Keeps the cache within its bound; a dirty slice leaving it is written first (refcounts before it). */
@@ -254,6 +305,7 @@ final class Qcow2ClusterMap {
                 }
                 writeSlice(e.getKey(), e.getValue());
             }
+            forgetLast(e.getKey());
             it.remove();
         }
     }

@@ -88,6 +88,11 @@ final class Qcow2Writes {
         long last = clusterOf(offset + n - 1);
         clusters.acquire(first, last);
         try {
+            if (first == last && n > 0) {
+                // One cluster (most requests): writeInCluster leaves src as it is, so no views are needed.
+                writeInCluster(offset, src);
+                return;
+            }
             long pos = offset;
             ByteBuffer s = src.duplicate();
             while (s.hasRemaining()) {
