@@ -255,7 +255,18 @@ final class Qcow2Refcounts {
         }
     }
 
+    /**
+     * A count dropped since the last barrier: the L2 entries that stopped using those clusters were written
+     * to the file first, but only a flush of the file keeps a power cut from keeping the lower count without
+     * them (QEMU: the refcount cache depends on the L2 cache, and flushing a dependency flushes the file).
+     */
+    private boolean decreased;
+
     private void writeBlock(long offset, Block b) throws BlockException {
+        if (decreased) {
+            decreased = false;
+            file.flush();
+        }
         file.debugEvent(DebugEvent.REFBLOCK_UPDATE);
         file.write(offset, ByteBuffer.wrap(b.data), 0);
         b.dirty = false;
@@ -283,6 +294,9 @@ final class Qcow2Refcounts {
 
     /** Adds {@code delta} to the count of each host cluster in {@code [offset, offset + length)}. */
     void update(long offset, long length, long delta) throws BlockException {
+        if (delta < 0) {
+            decreased = true;
+        }
         long first = offset >>> clusterBits;
         long last = (offset + length - 1) >>> clusterBits;
         for (long c = first; c <= last; c++) {
