@@ -267,7 +267,8 @@ final class Qcow2Refcounts {
             decreased = false;
             file.flush();
         }
-        file.debugEvent(DebugEvent.REFBLOCK_UPDATE);
+        // QEMU's refcount cache reports refblock_update_part when it writes a block (refblock_update is unused).
+        file.debugEvent(DebugEvent.REFBLOCK_UPDATE_PART);
         file.write(offset, ByteBuffer.wrap(b.data), 0);
         b.dirty = false;
     }
@@ -299,7 +300,13 @@ final class Qcow2Refcounts {
         }
         long first = offset >>> clusterBits;
         long last = (offset + length - 1) >>> clusterBits;
+        long blockIndex = -1;
         for (long c = first; c <= last; c++) {
+            if (c >>> entriesPerBlockBits != blockIndex) {
+                // QEMU reports refblock_alloc each time an update reaches a refcount block, allocated or not.
+                blockIndex = c >>> entriesPerBlockBits;
+                file.debugEvent(DebugEvent.REFBLOCK_ALLOC);
+            }
             Block b = blockFor(c, delta > 0);
             long index = c & ((1L << entriesPerBlockBits) - 1);
             long old = b == null ? 0 : read(b.data, index);
