@@ -78,4 +78,29 @@ class BlkdebugNbdIT {
             assertThat(r.exit()).isEqualTo(1);
         }
     }
+
+    @Test
+    void eioOnFlushUnderAQcow2ExportReachesTheNbdClientEveryTime() throws Exception {
+        Path img = dir.resolve("disk.qcow2");
+        Peers.run(60, Peers.cmd(Peers.require("qemu-img"), "create", "-q", "-f", "qcow2", img.toString(), "4M"))
+                .ok();
+        Path conf = dir.resolve("flush.conf");
+        Files.writeString(conf, "[inject-error]\nevent = \"flush_to_disk\"\niotype = \"flush\"\n");
+        Path sock = dir.resolve("nbd.sock");
+        try (Peers.Server s = Peers.Server.start(Peers.cmd(Peers.jblock(), "nbd", "-t", "--image-opts", "-k",
+                sock.toString(), "driver=qcow2,file.driver=blkdebug,file.config=" + conf + ",file.image.filename="
+                        + img), sock, 0)) {
+            Peers.Result ok = client(sock, "write -P 3 0 64k");
+            assertThat(ok.out()).contains("wrote 65536/65536 bytes at offset 0");
+            Peers.Result flush = client(sock, "flush");
+            assertThat(flush.exit()).as("qemu-io exits 1 on a failed flush").isEqualTo(1);
+            Peers.Result again = client(sock, "write -P 4 1M 4k", "flush");
+            assertThat(again.exit()).as("every later flush fails").isEqualTo(1);
+            Peers.Result read = client(sock, "read -P 3 0 64k", "read -P 4 1M 4k");
+            assertThat(read.exit()).isZero();
+            assertThat(read.out()).doesNotContain("Pattern verification failed");
+        }
+        Peers.Result check = Peers.run(60, Peers.cmd(Peers.require("qemu-img"), "check", img.toString()));
+        assertThat(check.exit()).as("qemu-img check: %s", check.out()).isIn(0, 3);
+    }
 }

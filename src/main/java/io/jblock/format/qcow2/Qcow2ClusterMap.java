@@ -119,8 +119,12 @@ final class Qcow2ClusterMap {
      * drops that ordering too (the refcounts are rebuilt after a crash).
      */
     private void refcountsFirst() throws BlockException {
-        if (!lazyRefcounts) {
+        if (!lazyRefcounts && refcounts.hasDirty()) {
             refcounts.flush();
+            // Written first is not enough against a power cut: the file's flush keeps the table from reaching
+            // the disk before the counts (QEMU flushes the file when the L2 cache's dependency is flushed; a
+            // file with no-flush skips the trip to the medium, as there).
+            file.flush();
         }
     }
 
@@ -405,11 +409,22 @@ final class Qcow2ClusterMap {
                 }
             }
         }
-        refcountsFirst();
-        file.debugEvent(DebugEvent.L2_ALLOC_WRITE);
-        file.write(l2, table.duplicate().clear(), 0);
-        fileGrew(l2 + g.clusterSize());
-        writeL1Entry(l1Index, l2 | Qcow2L2Entry.COPIED);
+        try {
+            // As QEMU's L2 allocation: the whole L2 cache is written with the new table (so a failing L2 write
+            // fails this request too), and the file is flushed before the L1 entry points at the table, so a
+            // power cut cannot keep the entry without the table.
+            writeDirty();
+            refcountsFirst();
+            file.debugEvent(DebugEvent.L2_ALLOC_WRITE);
+            file.write(l2, table.duplicate().clear(), 0);
+            fileGrew(l2 + g.clusterSize());
+            file.flush();
+            writeL1Entry(l1Index, l2 | Qcow2L2Entry.COPIED);
+        } catch (BlockException e) {
+            // The new table is not in use: give its cluster back rather than leak it (QEMU does the same).
+            refcounts.free(l2, g.clusterSize());
+            throw e;
+        }
         if (old != 0) {
             for (long at = 0; at < g.clusterSize(); at += sliceBytes) {
                 cache.remove(old + at);

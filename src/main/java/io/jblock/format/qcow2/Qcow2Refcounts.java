@@ -255,8 +255,20 @@ final class Qcow2Refcounts {
         }
     }
 
+    /**
+     * A count dropped since the last barrier: the L2 entries that stopped using those clusters were written
+     * to the file first, but only a flush of the file keeps a power cut from keeping the lower count without
+     * them (QEMU: the refcount cache depends on the L2 cache, and flushing a dependency flushes the file).
+     */
+    private boolean decreased;
+
     private void writeBlock(long offset, Block b) throws BlockException {
-        file.debugEvent(DebugEvent.REFBLOCK_UPDATE);
+        if (decreased) {
+            decreased = false;
+            file.flush();
+        }
+        // QEMU's refcount cache reports refblock_update_part when it writes a block (refblock_update is unused).
+        file.debugEvent(DebugEvent.REFBLOCK_UPDATE_PART);
         file.write(offset, ByteBuffer.wrap(b.data), 0);
         b.dirty = false;
     }
@@ -283,9 +295,18 @@ final class Qcow2Refcounts {
 
     /** Adds {@code delta} to the count of each host cluster in {@code [offset, offset + length)}. */
     void update(long offset, long length, long delta) throws BlockException {
+        if (delta < 0) {
+            decreased = true;
+        }
         long first = offset >>> clusterBits;
         long last = (offset + length - 1) >>> clusterBits;
+        long blockIndex = -1;
         for (long c = first; c <= last; c++) {
+            if (c >>> entriesPerBlockBits != blockIndex) {
+                // QEMU reports refblock_alloc each time an update reaches a refcount block, allocated or not.
+                blockIndex = c >>> entriesPerBlockBits;
+                file.debugEvent(DebugEvent.REFBLOCK_ALLOC);
+            }
             Block b = blockFor(c, delta > 0);
             long index = c & ((1L << entriesPerBlockBits) - 1);
             long old = b == null ? 0 : read(b.data, index);
