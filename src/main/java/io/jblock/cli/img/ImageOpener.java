@@ -74,7 +74,7 @@ final class ImageOpener {
         return open(ctx, r, tuning, c -> { });
     }
 
-    private static Opened open(ImgContext ctx, Request r, Tuning tuning,
+    static Opened open(ImgContext ctx, Request r, Tuning tuning,
                                java.util.function.Consumer<DriveConfig> settings) throws ImgExit {
         if (r.imageOpts() && r.format() != null) {
             throw ctx.fail("--image-opts and --format are mutually exclusive");
@@ -101,7 +101,7 @@ final class ImageOpener {
         return openOrThrow(ctx, r, imageOpts, Tuning.DEFAULT, c -> { });
     }
 
-    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
+    static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
                                       Tuning tuning, java.util.function.Consumer<DriveConfig> settings)
             throws BlockException {
         DriveConfig c = new DriveConfig();

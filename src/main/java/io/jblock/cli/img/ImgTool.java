@@ -34,6 +34,7 @@ public final class ImgTool implements Tool {
         COMMANDS.put("replay", ReplayCommand::new); // jblock extension: power-cut replay of a write log
         COMMANDS.put("bench", BenchCommand::new);
         COMMANDS.put("measure", MeasureCommand::new);
+        COMMANDS.put("rebase", RebaseCommand::new);
     }
 
     @Override
