@@ -6,6 +6,7 @@ import io.jblock.block.BlockStatus;
 import io.jblock.block.CacheOptions;
 import io.jblock.block.DiscardMode;
 import io.jblock.block.Errno;
+import io.jblock.block.NodeInfo;
 import io.jblock.options.CacheModes;
 import io.jblock.options.DriverRegistry;
 import io.jblock.protocol.FileNode;
@@ -217,6 +218,8 @@ final class RebaseCommand implements ImgCommand {
                 ctx.error("error while reading image metadata: " + e.errno().text());
                 return false;
             }
+            oldBuf.clear();
+            newBuf.clear();
             boolean oldIsZero = offset >= oldSize;
             if (oldIsZero) {
                 zero(oldBuf, (int) n);
@@ -272,6 +275,12 @@ final class RebaseCommand implements ImgCommand {
      * counts steps).
      */
     private static long unallocatedRun(BlockNode top, long offset, long n, long max) throws BlockException {
+        long table = l2Coverage(top);
+        if (table > 0) {
+            long boundary = (offset / table + 1) * table;
+            max = Math.min(max, boundary - offset);
+            n = Math.min(n, max);
+        }
         while (n < max) {
             BlockStatus next = top.blockStatus(offset + n, max - n);
             if (next.isAllocated()) {
@@ -280,6 +289,19 @@ final class RebaseCommand implements ImgCommand {
             n += next.length();
         }
         return n;
+    }
+
+    /**
+     * The guest bytes one qcow2 L2 table maps (0 for other formats): QEMU's
+     * qcow2 block status ends a run where its L2 table (slice) ends.
+     */
+    private static long l2Coverage(BlockNode node) throws BlockException {
+        NodeInfo info = node.info();
+        if (!"qcow2".equals(info.formatName()) || info.clusterSize() <= 0) {
+            return 0;
+        }
+        long entry = Boolean.TRUE.equals(info.formatSpecific().get("extended-l2")) ? 16 : 8;
+        return info.clusterSize() * (info.clusterSize() / entry);
     }
 
     /**
