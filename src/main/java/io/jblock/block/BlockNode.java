@@ -79,6 +79,15 @@ public abstract class BlockNode implements AutoCloseable {
         throw new BlockException(Errno.ENOTSUP, Errno.ENOTSUP.text());
     }
 
+    /**
+     * Drops everything this layer holds, so that it reads through to its
+     * backing file (QEMU's bdrv_make_empty, after img commit). Formats that
+     * cannot refuse with ENOTSUP, which img commit ignores, as QEMU does.
+     */
+    public void makeEmpty() throws BlockException {
+        throw new BlockException(Errno.ENOTSUP, Errno.ENOTSUP.text());
+    }
+
     /** The node's children, file first then backing; empty for protocols. */
     public List<BlockChild> children() {
         return List.of();

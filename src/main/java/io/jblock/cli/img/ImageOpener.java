@@ -116,7 +116,6 @@ final class ImageOpener {
                 ctx.warn(w);
             }
         };
-        settings.accept(c);
         NodeOptions options = optionsFor(r, imageOpts);
         // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
         String named = options.peek("driver");
@@ -145,6 +144,7 @@ final class ImageOpener {
         if (onHostDevice(r, c.filename, options)) {
             options.put("file.driver", "host_device");
         }
+        settings.accept(c); // last: a command may add node options too (rebase -u's backing=null)
         Drive drive = openDrive(c, tuning.opener() != null ? tuning.opener() : DriveOpener.standard());
         return new Opened(drive, ImageName.of(r, hostFile(drive.root()), given));
     }

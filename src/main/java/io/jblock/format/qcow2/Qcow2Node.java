@@ -469,6 +469,24 @@ public final class Qcow2Node extends BlockNode {
         zeroWrites.discard(offset, length);
     }
 
+    /**
+     * QEMU's qcow2_make_empty, by its general path: every guest cluster is
+     * discarded fully (entry emptied, cluster freed), so the image reads
+     * from its backing file. (QEMU rebuilds a version 3 image from scratch
+     * instead; the guest sees the same.)
+     */
+    @Override
+    public void makeEmpty() throws BlockException {
+        if (writes == null) {
+            throw new BlockException(Errno.EACCES, Errno.EACCES.text());
+        }
+        checkUsable();
+        beforeChange();
+        if (size > 0) {
+            zeroWrites.discardFully(0, size);
+        }
+    }
+
     /** Step one of a flush: dirty refcount blocks, then dirty L2 slices, reach the file (runs under no-flush too). */
     @Override
     public void flushToOs() throws BlockException {
