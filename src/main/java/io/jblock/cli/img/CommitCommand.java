@@ -201,8 +201,14 @@ final class CommitCommand implements ImgCommand {
     private static void copy(BlockNode top, BlockNode base, int depth, Progress meter, long rate)
             throws BlockException {
         long size = top.length();
-        if (base.length() < size) {
+        long baseSize = base.length();
+        if (baseSize < size) {
             base.truncate(size, false, Prealloc.OFF);
+            BlockNode below = base.child("backing");
+            if (below != null && below.length() > baseSize) {
+                // As QEMU's bdrv_co_truncate: the grown part must not show the longer backing file's data.
+                base.writeZeroes(baseSize, size - baseSize, 0);
+            }
         }
         RateLimit limit = rate > 0 ? new RateLimit(rate) : null;
         ByteBuffer buf = ByteBuffer.allocate(CHUNK);
@@ -218,6 +224,14 @@ final class CommitCommand implements ImgCommand {
                 }
                 if (limit != null) {
                     limit.take(n);
+                }
+            } else if (s.depth() == 0 && offset < base.length()) {
+                // Nothing above the base has these bytes, yet they read as zeroes: an image between ends
+                // before them. What the base or its backing files hold there must become zeroes too.
+                BlockStatus below = base.blockStatus(offset, n);
+                n = below.length();
+                if (below.depth() != 0) {
+                    base.writeZeroes(offset, n, 0);
                 }
             }
             offset += n;

@@ -111,7 +111,7 @@ final class RebaseCommand implements ImgCommand {
         try (ImageOpener.Opened image = ImageOpener.open(ctx,
                 new ImageOpener.Request(a.filename(), a.fmt(), a.imageOpts(), false, false),
                 new ImageOpener.Tuning(cache, DiscardMode.IGNORE), config -> {
-                    if (unsafe) {
+                    if (unsafe && !"raw".equals(config.options.peek("driver"))) {
                         config.options.put("backing", null); // QEMU's BDRV_O_NO_BACKING
                     }
                 })) {
