@@ -68,6 +68,26 @@ public abstract class BlockNode implements AutoCloseable {
         return settings.readOnly();
     }
 
+    /**
+     * Records a new backing file name and format in the image's metadata
+     * (QEMU's bdrv_change_backing_file, used by img rebase and amend); null
+     * removes the backing file. What the node reads from is not changed until
+     * it is opened again. Formats without a backing file refuse, as QEMU's
+     * do, with ENOTSUP.
+     */
+    public void changeBackingFile(String backingFile, String backingFormat) throws BlockException {
+        throw new BlockException(Errno.ENOTSUP, Errno.ENOTSUP.text());
+    }
+
+    /**
+     * Drops everything this layer holds, so that it reads through to its
+     * backing file (QEMU's bdrv_make_empty, after img commit). Formats that
+     * cannot refuse with ENOTSUP, which img commit ignores, as QEMU does.
+     */
+    public void makeEmpty() throws BlockException {
+        throw new BlockException(Errno.ENOTSUP, Errno.ENOTSUP.text());
+    }
+
     /** The node's children, file first then backing; empty for protocols. */
     public List<BlockChild> children() {
         return List.of();

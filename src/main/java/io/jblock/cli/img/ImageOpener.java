@@ -86,7 +86,7 @@ final class ImageOpener {
         return open(ctx, r, tuning, c -> { });
     }
 
-    private static Opened open(ImgContext ctx, Request r, Tuning tuning,
+    static Opened open(ImgContext ctx, Request r, Tuning tuning,
                                java.util.function.Consumer<DriveConfig> settings) throws ImgExit {
         if (r.imageOpts() && r.format() != null) {
             throw ctx.fail("--image-opts and --format are mutually exclusive");
@@ -113,7 +113,7 @@ final class ImageOpener {
         return openOrThrow(ctx, r, imageOpts, Tuning.DEFAULT, c -> { });
     }
 
-    private static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
+    static Opened openOrThrow(ImgContext ctx, Request r, LinkedHashMap<String, String> imageOpts,
                                       Tuning tuning, java.util.function.Consumer<DriveConfig> settings)
             throws BlockException {
         DriveConfig c = new DriveConfig();
@@ -129,7 +129,6 @@ final class ImageOpener {
                 ctx.warn(w);
             }
         };
-        settings.accept(c);
         NodeOptions options = optionsFor(r, imageOpts);
         // QEMU's order: the driver's name, then the file protocol's checks, then the format's own.
         String named = options.peek("driver");
@@ -158,6 +157,7 @@ final class ImageOpener {
         if (onHostDevice(r, c.filename, options)) {
             options.put("file.driver", "host_device");
         }
+        settings.accept(c); // last: a command may add node options too (rebase -u's backing=null)
         Drive drive = openDrive(c, tuning.opener() != null ? tuning.opener() : DriveOpener.standard());
         return new Opened(drive, ImageName.of(r, hostFile(drive.root()), given));
     }

@@ -35,6 +35,8 @@ public final class ImgTool implements Tool {
         COMMANDS.put("bench", BenchCommand::new);
         COMMANDS.put("measure", MeasureCommand::new);
         COMMANDS.put("snapshot", SnapshotCommand::new);
+        COMMANDS.put("rebase", RebaseCommand::new);
+        COMMANDS.put("commit", CommitCommand::new);
     }
 
     @Override

@@ -69,17 +69,7 @@ final class Qcow2CreateHeader {
         if (f.dataFile() != null) {
             extension(b, Qcow2Extensions.EXTERNAL_DATA_FILE, f.dataFile().getBytes(StandardCharsets.UTF_8));
         }
-        // QEMU 7.2 leaves the table out of images with clusters of 4 KiB or less (found by creating them).
-        if (f.version() >= 3 && clusterSize > FEATURE_TABLE_MIN_CLUSTER) {
-            ByteBuffer table = ByteBuffer.allocate(FEATURES.length * FEATURE_ENTRY_BYTES);
-            for (int i = 0; i < FEATURES.length; i++) {
-                int at = i * FEATURE_ENTRY_BYTES;
-                table.put(at, (byte) (int) (Integer) FEATURES[i][0]);
-                table.put(at + 1, (byte) (int) (Integer) FEATURES[i][1]);
-                table.put(at + 2, ((String) FEATURES[i][2]).getBytes(StandardCharsets.US_ASCII));
-            }
-            extension(b, Qcow2Extensions.FEATURE_NAME_TABLE, table.array());
-        }
+        featureTable(b, f.version(), clusterSize);
         extension(b, 0, new byte[0]);
         if (f.backingFile() != null) {
             byte[] name = f.backingFile().getBytes(StandardCharsets.UTF_8);
@@ -100,7 +90,23 @@ final class Qcow2CreateHeader {
         }
     }
 
-    private static void extension(ByteBuffer b, int magic, byte[] data) {
+    /** The feature name table extension, where QEMU 7.2 writes one (also {@link Qcow2HeaderWriter}). */
+    static void featureTable(ByteBuffer b, int version, int clusterSize) {
+        // QEMU 7.2 leaves the table out of images with clusters of 4 KiB or less (found by creating them).
+        if (version >= 3 && clusterSize > FEATURE_TABLE_MIN_CLUSTER) {
+            ByteBuffer table = ByteBuffer.allocate(FEATURES.length * FEATURE_ENTRY_BYTES);
+            for (int i = 0; i < FEATURES.length; i++) {
+                int at = i * FEATURE_ENTRY_BYTES;
+                table.put(at, (byte) (int) (Integer) FEATURES[i][0]);
+                table.put(at + 1, (byte) (int) (Integer) FEATURES[i][1]);
+                table.put(at + 2, ((String) FEATURES[i][2]).getBytes(StandardCharsets.US_ASCII));
+            }
+            extension(b, Qcow2Extensions.FEATURE_NAME_TABLE, table.array());
+        }
+    }
+
+    /** One extension at the buffer's position: magic, length, data padded to 8 bytes. */
+    static void extension(ByteBuffer b, int magic, byte[] data) {
         b.putInt(magic);
         b.putInt(data.length);
         b.put(data);

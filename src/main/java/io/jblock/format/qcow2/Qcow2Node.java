@@ -452,6 +452,37 @@ public final class Qcow2Node extends BlockNode {
         }
     }
 
+    /**
+     * QEMU's qcow2_change_backing_file: names over 1023 bytes and a backing
+     * file under a raw external data file are refused (EINVAL); the rest is a
+     * header rewrite ({@link Qcow2HeaderWriter}). The metadata caches reach
+     * the disk first, so that data a rebase copied in is durable before the
+     * image stops reading it from the old backing file.
+     */
+    @Override
+    public void changeBackingFile(String backingFile, String backingFormat) throws BlockException {
+        if (backingFile != null && backingFile.getBytes(java.nio.charset.StandardCharsets.UTF_8).length
+                > Qcow2HeaderWriter.MAX_BACKING_NAME) {
+            throw new BlockException(Errno.EINVAL, Errno.EINVAL.text());
+        }
+        if (backingFile != null && header.dataFileRaw()) {
+            throw new BlockException(Errno.EINVAL, Errno.EINVAL.text());
+        }
+        if (writes == null) {
+            throw new BlockException(Errno.EACCES, Errno.EACCES.text());
+        }
+        checkUsable();
+        flushToOs();
+        file.flush();
+        meta.lock();
+        try {
+            Qcow2HeaderWriter.changeBacking(file, header, backingFile, backingFormat);
+        } finally {
+            meta.unlock();
+        }
+        file.flush();
+    }
+
     /** A resize wrote the new virtual size into the header. */
     void sizeChanged(long newSize) {
         size = newSize;
@@ -494,6 +525,24 @@ public final class Qcow2Node extends BlockNode {
         checkUsable();
         beforeChange();
         zeroWrites.discard(offset, length);
+    }
+
+    /**
+     * QEMU's qcow2_make_empty, by its general path: every guest cluster is
+     * discarded fully (entry emptied, cluster freed), so the image reads
+     * from its backing file. (QEMU rebuilds a version 3 image from scratch
+     * instead; the guest sees the same.)
+     */
+    @Override
+    public void makeEmpty() throws BlockException {
+        if (writes == null) {
+            throw new BlockException(Errno.EACCES, Errno.EACCES.text());
+        }
+        checkUsable();
+        beforeChange();
+        if (size > 0) {
+            zeroWrites.discardFully(0, size);
+        }
     }
 
     /** Step one of a flush: dirty refcount blocks, then dirty L2 slices, reach the file (runs under no-flush too). */

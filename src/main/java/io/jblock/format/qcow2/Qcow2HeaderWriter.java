@@ -1,0 +1,127 @@
+package io.jblock.format.qcow2;
+
+import io.jblock.block.BlockException;
+import io.jblock.block.BlockNode;
+import io.jblock.block.Errno;
+
+import java.nio.BufferOverflowException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Rewrites the first cluster of an existing image as QEMU 7.2's
+ * qcow2_update_header does, to change what it records about its backing
+ * file. The fixed fields are taken from the file as they are now (so the
+ * dirty bit, snapshot table and sizes stay what they are); a version 3
+ * header becomes 112 bytes long. The extensions follow in QEMU's order:
+ * <pre>
+ *   backing format (new) | data file | encryption | feature names (new) | bitmaps | unknown ones, in file order | end
+ * </pre>
+ * then the backing file name. Bitmaps that a QEMU without bitmap support
+ * left behind (autoclear bit clear) are dropped, as QEMU drops them.
+ */
+final class Qcow2HeaderWriter {
+    /** QEMU's limit on a backing file name in qcow2 (bytes). */
+    static final int MAX_BACKING_NAME = 1023;
+    private static final int V3_HEADER_LENGTH = 112;
+    private static final int COMPRESSION_TYPE_AT = 104;
+
+    private Qcow2HeaderWriter() {
+    }
+
+    /**
+     * Writes the header cluster with {@code backingFile} (null: none) and
+     * {@code backingFormat} (null: none). ENOSPC when it does not fit in the
+     * first cluster (nothing is written then).
+     */
+    static void changeBacking(BlockNode file, Qcow2Header header, String backingFile, String backingFormat)
+            throws BlockException {
+        int clusterSize = (int) header.clusterSize();
+        ByteBuffer old = ByteBuffer.allocate(clusterSize);
+        file.read(0, old);
+        Qcow2Header now = Qcow2Header.decode(old.duplicate().clear());
+        ByteBuffer b = ByteBuffer.allocate(clusterSize);
+        int headerLength = now.version() >= 3 ? V3_HEADER_LENGTH : Qcow2Header.V2_HEADER_LENGTH;
+        int fixed = Math.min(now.version() >= 3 ? COMPRESSION_TYPE_AT : Qcow2Header.V2_HEADER_LENGTH, clusterSize);
+        b.put(0, old, 0, fixed);
+        if (now.version() >= 3) {
+            b.putInt(100, headerLength);
+            // An old version 3 header of 104 bytes has no compression type: it is zlib.
+            b.put(COMPRESSION_TYPE_AT, now.headerLength() > COMPRESSION_TYPE_AT ? old.get(COMPRESSION_TYPE_AT) : 0);
+        }
+        try {
+            b.position(headerLength);
+            if (backingFormat != null) {
+                Qcow2CreateHeader.extension(b, Qcow2Extensions.BACKING_FORMAT,
+                        backingFormat.getBytes(StandardCharsets.UTF_8));
+            }
+            List<Extension> kept = kept(now, old);
+            put(b, kept, Qcow2Extensions.EXTERNAL_DATA_FILE);
+            put(b, kept, Qcow2Extensions.FULL_DISK_ENCRYPTION);
+            Qcow2CreateHeader.featureTable(b, now.version(), clusterSize);
+            put(b, kept, Qcow2Extensions.BITMAPS);
+            for (Extension e : kept) {
+                if (!known(e.magic())) {
+                    Qcow2CreateHeader.extension(b, e.magic(), e.data());
+                }
+            }
+            Qcow2CreateHeader.extension(b, Qcow2Extensions.END, new byte[0]);
+            if (backingFile != null) {
+                byte[] name = backingFile.getBytes(StandardCharsets.UTF_8);
+                b.putLong(8, b.position());
+                b.putInt(16, name.length);
+                b.put(name);
+            } else {
+                b.putLong(8, 0);
+                b.putInt(16, 0);
+            }
+        } catch (BufferOverflowException | IndexOutOfBoundsException e) {
+            throw new BlockException(Errno.ENOSPC, "No space left in the file header");
+        }
+        file.write(0, b.clear(), 0);
+    }
+
+    private record Extension(int magic, byte[] data) {
+    }
+
+    private static boolean known(int magic) {
+        return magic == Qcow2Extensions.BACKING_FORMAT || magic == Qcow2Extensions.FEATURE_NAME_TABLE
+                || magic == Qcow2Extensions.EXTERNAL_DATA_FILE || magic == Qcow2Extensions.FULL_DISK_ENCRYPTION
+                || magic == Qcow2Extensions.BITMAPS;
+    }
+
+    private static void put(ByteBuffer b, List<Extension> kept, int magic) {
+        for (Extension e : kept) {
+            if (e.magic() == magic) {
+                Qcow2CreateHeader.extension(b, magic, e.data());
+            }
+        }
+    }
+
+    /** The extensions of the header as it is, but the ones QEMU writes afresh (backing format, feature names). */
+    private static List<Extension> kept(Qcow2Header h, ByteBuffer first) {
+        List<Extension> out = new ArrayList<>();
+        long end = h.extensionsEnd();
+        long at = h.extensionsStart();
+        while (end - at >= 8) {
+            int magic = first.getInt((int) at);
+            long len = Integer.toUnsignedLong(first.getInt((int) at + 4));
+            at += 8;
+            if (magic == Qcow2Extensions.END || len > end - at) {
+                break;
+            }
+            byte[] data = new byte[(int) len];
+            first.get((int) at, data);
+            boolean staleBitmaps = magic == Qcow2Extensions.BITMAPS
+                    && (h.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) == 0;
+            if (magic != Qcow2Extensions.BACKING_FORMAT && magic != Qcow2Extensions.FEATURE_NAME_TABLE
+                    && !staleBitmaps) {
+                out.add(new Extension(magic, data));
+            }
+            at += (len + 7) & ~7L;
+        }
+        return out;
+    }
+}
