@@ -227,6 +227,10 @@ final class ImageOpener {
         String protocol = "file".equals(format) ? (name.startsWith("file:") ? "file" : null)
                 : QemuFormats.protocolPrefix(name);
         String path = name;
+        if ("blkdebug".equals(protocol)) {
+            // A protocol jblock has: "blkdebug:[CONFIG]:IMAGE" goes to the graph opener as it is.
+            return name;
+        }
         if (protocol != null) {
             if (!protocol.equals("file")) {
                 throw new BlockException(Errno.ENOTSUP, QemuFormats.QEMU_PROTOCOLS.contains(protocol)

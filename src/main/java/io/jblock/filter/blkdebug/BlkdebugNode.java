@@ -345,9 +345,13 @@ public final class BlkdebugNode extends BlockNode {
         return image.length();
     }
 
+    /**
+     * Unknown, as in QEMU 7.2: blkdebug opens at the protocol level and has no
+     * allocated-size callback, so {@code qemu-img info} says "disk size: unavailable".
+     */
     @Override
-    public long allocatedSize() throws BlockException {
-        return image.allocatedSize();
+    public long allocatedSize() {
+        return -1;
     }
 
     @Override

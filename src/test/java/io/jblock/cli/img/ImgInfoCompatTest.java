@@ -75,6 +75,24 @@ class ImgInfoCompatTest {
         allFormsSame(f.toString());
     }
 
+    /** "blkdebug:[CONFIG]:IMAGE" names a protocol jblock has; the format under it is probed, as in QEMU. */
+    @ParameterizedTest
+    @ValueSource(strings = {"raw", "qcow2"})
+    void blkdebugNamesAreOpenedThroughTheFilter(String format) throws Exception {
+        Path f = dir.resolve("bd." + format);
+        assertThat(QemuImgOracle.qemu(args("create", "-q", "-f", format, f.toString(), "1M")).status()).isZero();
+        Path conf = dir.resolve("bd.conf");
+        Files.writeString(conf, "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"1000000\"\n");
+        for (String name : List.of("blkdebug::" + f, "blkdebug:" + conf + ":" + f)) {
+            for (List<String> form : List.of(args(), args("--output=json"), args("-U"))) {
+                List<String> a = args("info");
+                a.addAll(form);
+                a.add(name);
+                assertSameAsQemu(a);
+            }
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"falloc", "full"})
     void preallocatedImages(String mode) {
