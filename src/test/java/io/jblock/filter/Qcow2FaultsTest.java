@@ -1,36 +1,24 @@
 package io.jblock.filter;
 
-import io.jblock.block.BlockException;
 import io.jblock.block.Drive;
 import io.jblock.block.Errno;
 import io.jblock.block.WriteFlags;
-import io.jblock.nbd.MemoryBudget;
 import io.jblock.nbd.Nbd;
 import io.jblock.nbd.NbdClient;
-import io.jblock.nbd.NbdExport;
-import io.jblock.nbd.NbdServer;
-import io.jblock.options.DriveConfig;
-import io.jblock.options.DriveOpener;
-import io.jblock.options.DriverRegistry;
-import io.jblock.options.GraphOpener;
 import io.jblock.testing.FaultyEngine;
 import io.jblock.testing.Peers;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
  * Faults under a qcow2 node, through the drive and an NBD client: a failed
@@ -44,10 +32,8 @@ class Qcow2FaultsTest {
 
     @TempDir
     Path dir;
-    private final FaultyEngine faulty = new FaultyEngine();
-    private Drive drive;
-    private NbdServer server;
-    private Path socket;
+    private FaultRig rig;
+    private FaultyEngine faulty;
 
     private Drive open(String driveOptions) throws Exception {
         Path img = dir.resolve("disk.qcow2");
@@ -55,77 +41,39 @@ class Qcow2FaultsTest {
             Peers.run(60, List.of(Peers.require("qemu-img"), "create", "-q", "-f", "qcow2", "-o", "cluster_size=4k",
                     img.toString(), Long.toString(4L * MIB))).ok();
         }
-        DriveOpener opener = new DriveOpener(new GraphOpener(DriverRegistry.standard(), mode -> faulty));
-        drive = opener.open(DriveConfig.parseDrive(driveOptions.replace("IMG", img.toString())));
-        return drive;
+        return rig.open(img, driveOptions);
+    }
+
+    @BeforeEach
+    void makeRig() {
+        rig = new FaultRig(dir);
+        faulty = rig.faulty;
     }
 
     private Path config(String text) throws IOException {
-        Path conf = dir.resolve("blkdebug.conf");
-        Files.writeString(conf, text);
-        return conf;
+        return rig.config(text);
     }
 
     private NbdClient serve(Drive d) throws Exception {
-        server = new NbdServer(List.of(new NbdExport("", "faulty disk", d, false, true)), 1, true,
-                MemoryBudget.DEFAULT_BYTES);
-        socket = dir.resolve("nbd.sock");
-        ServerSocketChannel l = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        l.bind(UnixDomainSocketAddress.of(socket));
-        Thread.ofVirtual().start(() -> {
-            try {
-                server.serve(l);
-            } catch (IOException e) {
-                throw new RuntimeException(e);
-            }
-        });
-        NbdClient c = NbdClient.connectUnix(socket);
-        c.sendClientFlags(Nbd.FLAG_C_FIXED_NEWSTYLE | Nbd.FLAG_C_NO_ZEROES);
-        c.structuredReplies();
-        c.info("", true);
-        return c;
+        return rig.serve(d);
     }
 
     @AfterEach
     void stop() throws Exception {
-        if (server != null) {
-            server.stop();
-            server.awaitStopped();
-        }
-        if (drive != null) {
-            try {
-                drive.close();
-            } catch (BlockException expected) {
-                // the close flushes, and after a failed fdatasync every flush fails
-            }
-        }
+        rig.close();
     }
 
     private static byte[] filled(int n, int v) {
-        byte[] b = new byte[n];
-        Arrays.fill(b, (byte) v);
-        return b;
+        return FaultRig.filled(n, v);
     }
 
-    private static int errnoOf(ThrowingRunnable r) {
-        try {
-            r.run();
-        } catch (BlockException e) {
-            return e.errno().number();
-        }
-        return 0;
-    }
-
-    @FunctionalInterface
-    private interface ThrowingRunnable {
-        void run() throws BlockException;
+    private static int errnoOf(FaultRig.ThrowingRunnable r) {
+        return FaultRig.errnoOf(r);
     }
 
     /** {@code qemu-img check} of the image after the drive is closed: no corruption (leaks allowed). */
     private void assertConsistent() throws Exception {
         stop();
-        server = null;
-        drive = null;
         Peers.Result r = Peers.run(60, List.of(Peers.require("qemu-img"), "check", "-f", "qcow2",
                 dir.resolve("disk.qcow2").toString()));
         assertThat(r.exit()).as("qemu-img check: %s", r.out()).isIn(0, 3);
