@@ -73,6 +73,10 @@ final class Qcow2ClusterMap {
     private long lastAt = -1;
     private Slice lastSlice;
     private final int capacity;
+    /** What {@link #find} found last (valid under the metadata lock, until the next find). */
+    private Qcow2L2Entry.Type foundType;
+    private long foundHost;
+    private long foundEntry;
     /** Set when the image is opened read-write: where new clusters come from. */
     private Qcow2Refcounts refcounts;
     private boolean lazyRefcounts;
@@ -164,13 +168,25 @@ final class Qcow2ClusterMap {
      * always inside one cluster.
      */
     Extent lookup(long offset, long max) throws BlockException {
+        long length = find(offset, max);
+        return new Extent(foundType, foundHost, length, foundEntry);
+    }
+
+    /**
+     * {@link #lookup} without an object per call, for the request paths:
+     * returns the run's length and leaves its type, host offset and first
+     * entry in {@link #foundType()}, {@link #foundHost()} and
+     * {@link #foundEntry()}, which the caller reads before it lets the
+     * metadata lock go (the next call overwrites them).
+     */
+    long find(long offset, long max) throws BlockException {
         long clusterOffset = offset & (g.clusterSize() - 1);
         int scShift = g.subclusterBits();
         long l1Index = offset >>> (g.clusterBits() + g.l2Bits());
         long l2Span = 1L << (g.clusterBits() + g.l2Bits());
         if (l1Index >= l1.length || (l1[(int) l1Index] & Qcow2L2Entry.OFFSET_MASK) == 0) {
             long toEnd = l2Span - (offset & (l2Span - 1));
-            return new Extent(Qcow2L2Entry.Type.UNALLOCATED_PLAIN, 0, Math.min(max, toEnd), 0);
+            return found(Qcow2L2Entry.Type.UNALLOCATED_PLAIN, 0, Math.min(max, toEnd), 0);
         }
         long l2Offset = checkedL2Offset((int) l1Index);
         int l2Index = (int) ((offset >>> g.clusterBits()) & (g.l2Entries() - 1));
@@ -179,7 +195,9 @@ final class Qcow2ClusterMap {
         int i = l2Index % sliceEntries;
         int sc = (int) (clusterOffset >>> scShift);
 
-        Extent first = null;
+        Qcow2L2Entry.Type firstType = null;
+        long firstHost = 0;
+        long firstEntry = 0;
         int firstIndex = i;
         long length = 0;
         long expectedHost = 0;
@@ -216,10 +234,12 @@ final class Qcow2ClusterMap {
                         + hex(pos) + ", L2 index: "
                         + hex(sliceIndex * sliceEntries + i) + ")");
             }
-            if (first == null) {
-                first = new Extent(type, host, 0, entry);
+            if (firstType == null) {
+                firstType = type;
+                firstHost = host;
+                firstEntry = entry;
                 expectedHost = host;
-            } else if (type != first.type() || (type == Qcow2L2Entry.Type.COMPRESSED && i != firstIndex)
+            } else if (type != firstType || (type == Qcow2L2Entry.Type.COMPRESSED && i != firstIndex)
                     || (type == Qcow2L2Entry.Type.NORMAL && host != expectedHost)) {
                 break;
             }
@@ -233,7 +253,29 @@ final class Qcow2ClusterMap {
                 i++;
             }
         }
-        return new Extent(first.type(), first.hostOffset(), length, first.entry());
+        return found(firstType, firstHost, length, firstEntry);
+    }
+
+    private long found(Qcow2L2Entry.Type type, long host, long length, long entry) {
+        foundType = type;
+        foundHost = host;
+        foundEntry = entry;
+        return length;
+    }
+
+    /** The type of the run {@link #find} found last. */
+    Qcow2L2Entry.Type foundType() {
+        return foundType;
+    }
+
+    /** Where the run {@link #find} found last starts in the data file (0 where it has no host cluster). */
+    long foundHost() {
+        return foundHost;
+    }
+
+    /** The L2 entry of the first cluster of the run {@link #find} found last. */
+    long foundEntry() {
+        return foundEntry;
     }
 
     /** C's {@code %#x}, as QEMU prints offsets and indexes in its corruption messages: 0 has no 0x. */
@@ -350,6 +392,15 @@ final class Qcow2ClusterMap {
 
     // ---------------------------------------------------------------- writes
 
+    /**
+     * Where the entry of the cluster at {@code guest} sits in its slice's
+     * {@link Slice#words} (the extended L2 bitmap is the word after it).
+     */
+    int wordIndex(long guest) {
+        int l2Index = (int) ((guest >>> g.clusterBits()) & (g.l2Entries() - 1));
+        return (l2Index % sliceEntries) * g.l2EntryWords();
+    }
+
     /** The L2 slot of the cluster at {@code guest}, or null when its L2 table does not exist. */
     Slot slotIfPresent(long guest) throws BlockException {
         int l1Index = (int) (guest >>> (g.clusterBits() + g.l2Bits()));
@@ -367,10 +418,13 @@ final class Qcow2ClusterMap {
     }
 
     private Slot slot(long l2Offset, long guest) throws BlockException {
+        return new Slot(sliceOf(l2Offset, guest), wordIndex(guest));
+    }
+
+    private Slice sliceOf(long l2Offset, long guest) throws BlockException {
         int l2Index = (int) ((guest >>> g.clusterBits()) & (g.l2Entries() - 1));
         int sliceIndex = l2Index / sliceEntries;
-        Slice s = slice(l2Offset + (long) sliceIndex * sliceBytes);
-        return new Slot(s, (l2Index % sliceEntries) * g.l2EntryWords());
+        return slice(l2Offset + (long) sliceIndex * sliceBytes);
     }
 
     /**
@@ -379,6 +433,26 @@ final class Qcow2ClusterMap {
      * (QEMU's l2_allocate), when it is not.
      */
     Slot slotForWrite(long guest) throws BlockException {
+        return new Slot(sliceForWrite(guest), wordIndex(guest));
+    }
+
+    /**
+     * {@link #slotForWrite} without an object per call: the cached slice that
+     * holds the entry of {@code guest} at {@link #wordIndex}, in a table this
+     * image owns alone. Good until the next call on this map (which may evict it).
+     */
+    Slice sliceForWrite(long guest) throws BlockException {
+        int l1Index = (int) (guest >>> (g.clusterBits() + g.l2Bits()));
+        if (l1Index < l1.length) {
+            long l1Entry = l1[l1Index];
+            if ((l1Entry & Qcow2L2Entry.COPIED) != 0 && (l1Entry & Qcow2L2Entry.OFFSET_MASK) != 0) {
+                return sliceOf(checkedL2Offset(l1Index), guest);
+            }
+        }
+        return slotForNewTable(guest).slice();
+    }
+
+    private Slot slotForNewTable(long guest) throws BlockException {
         int l1Index = (int) (guest >>> (g.clusterBits() + g.l2Bits()));
         if (l1Index >= l1.length) {
             growL1(l1Index + 1L, false);
@@ -472,6 +546,38 @@ final class Qcow2ClusterMap {
             slot.slice.words[slot.index + 1] = bitmap;
         }
         slot.slice.dirty = true;
+    }
+
+    /**
+     * Points {@code count} consecutive clusters from {@code guest} (all in one
+     * slice) at consecutive host clusters from {@code host}, with COPIED and
+     * {@code bitmap}: one slice found, one slice dirtied.
+     */
+    void setRun(long guest, int count, long host, long bitmap) throws BlockException {
+        Slice s = sliceForWrite(guest);
+        int w = wordIndex(guest);
+        int step = g.l2EntryWords();
+        if (w + (count - 1) * step >= s.words.length) {
+            throw new IllegalArgumentException("run of " + count + " clusters at " + hex(guest)
+                    + " crosses the end of its L2 slice");
+        }
+        long cs = g.clusterSize();
+        for (int i = 0; i < count; i++) {
+            s.words[w + i * step] = (host + i * cs) | Qcow2L2Entry.COPIED;
+            if (step == 2) {
+                s.words[w + i * step + 1] = bitmap;
+            }
+        }
+        s.dirty = true;
+    }
+
+    /** Changes one L2 entry in a slice from {@link #sliceForWrite}. */
+    void set(Slice slice, int word, long entry, long bitmap) {
+        slice.words[word] = entry;
+        if (g.extendedL2()) {
+            slice.words[word + 1] = bitmap;
+        }
+        slice.dirty = true;
     }
 
     /** Writes one L1 entry; refcount blocks first, since the entry may point at a new L2 table. */

@@ -160,16 +160,38 @@ public final class Qcow2Node extends BlockNode {
     protected void doRead(long offset, ByteBuffer dst) throws BlockException {
         int n = dst.remaining();
         checkInside(offset, n);
-        ByteBuffer d = dst.duplicate();
         long pos = offset;
         long end = offset + n;
+        ByteBuffer d = null;
         while (pos < end) {
-            Qcow2ClusterMap.Extent e = lookup(pos, end - pos);
-            int len = (int) e.length();
+            int len;
+            Qcow2L2Entry.Type type;
+            long host;
+            long entry;
+            // The lookup's result is read under the lock, into locals: no object per request.
+            meta.lock();
+            try {
+                len = (int) map.find(pos, end - pos);
+                type = map.foundType();
+                host = map.foundHost();
+                entry = map.foundEntry();
+            } finally {
+                meta.unlock();
+            }
+            if (d == null) {
+                if (len == n && type == Qcow2L2Entry.Type.NORMAL && host <= dataLength - n) {
+                    // One contiguous run of data inside the file (most reads): straight into the caller's buffer.
+                    file.debugEvent(DebugEvent.READ_AIO);
+                    (dataFile != null ? dataFile : file).read(host, dst);
+                    dst.position(dst.limit());
+                    return;
+                }
+                d = dst.duplicate();
+            }
             d.limit(d.position() + len);
-            switch (e.type()) {
-                case NORMAL -> readData(e.hostOffset(), d);
-                case COMPRESSED -> readCompressed(pos, e.entry(), d);
+            switch (type) {
+                case NORMAL -> readData(host, d);
+                case COMPRESSED -> readCompressed(pos, entry, d);
                 case ZERO_PLAIN, ZERO_ALLOC -> zero(d);
                 case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> readBacking(pos, d);
                 case INVALID -> throw new IllegalStateException("the map reports invalid entries as corrupt");
@@ -189,7 +211,9 @@ public final class Qcow2Node extends BlockNode {
             ByteBuffer part = d.duplicate().limit(d.position() + (int) inFile);
             data.read(host, part);
         }
-        zero(d.duplicate().position(d.position() + (int) inFile));
+        if (inFile < d.remaining()) {
+            zero(d.duplicate().position(d.position() + (int) inFile));
+        }
     }
 
     private void readCompressed(long guest, long entry, ByteBuffer d) throws BlockException {

@@ -89,27 +89,22 @@ final class Qcow2Writes {
         clusters.acquire(first, last);
         try {
             if (first == last && n > 0) {
-                // One cluster (most requests): writeInCluster leaves src as it is, so no views are needed.
+                // One cluster (most requests): writeInCluster may hand src itself to the data file, whose
+                // write moves its position only once done, as this node's own write does.
                 writeInCluster(offset, src);
                 return;
             }
             long pos = offset;
             ByteBuffer s = src.duplicate();
             while (s.hasRemaining()) {
-                if ((pos & (g.clusterSize() - 1)) == 0 && s.remaining() >= 2 * g.clusterSize()) {
-                    int done = writeFreshRun(pos, s);
-                    if (done > 0) {
-                        s.position(s.position() + done);
-                        pos += done;
-                        continue;
-                    }
+                int done = writeRun(pos, s);
+                if (done == 0) {
+                    long toEnd = g.clusterSize() - (pos & (g.clusterSize() - 1));
+                    done = (int) Math.min(toEnd, s.remaining());
+                    writeInCluster(pos, s.duplicate().limit(s.position() + done));
                 }
-                long toEnd = g.clusterSize() - (pos & (g.clusterSize() - 1));
-                int len = (int) Math.min(toEnd, s.remaining());
-                ByteBuffer part = s.duplicate().limit(s.position() + len);
-                writeInCluster(pos, part);
-                s.position(s.position() + len);
-                pos += len;
+                s.position(s.position() + done);
+                pos += done;
             }
         } finally {
             clusters.release(first, last);
@@ -117,36 +112,63 @@ final class Qcow2Writes {
     }
 
     /**
-     * Whole clusters that hold nothing yet (no host cluster: unallocated or
-     * zero) get one contiguous run of new host clusters and one data write,
-     * as QEMU allocates a request's clusters together. Returns the bytes
-     * written, 0 when fewer than two such clusters start at {@code pos}.
+     * A run of clusters from {@code pos} in one L2 slice, found in one pass
+     * over the slice under one metadata lock, as QEMU's qcow2_co_pwritev_part
+     * takes a run of clusters per step:
+     * <ul>
+     * <li>clusters this image owns (COPIED) that hold data and sit one after
+     *     the other in the file: one data write, no metadata change;</li>
+     * <li>two or more whole clusters that hold nothing yet (no host cluster:
+     *     unallocated or zero): one run of new host clusters, one data write,
+     *     then their L2 entries set together (one slice dirtied).</li>
+     * </ul>
+     * Returns the bytes written, 0 when neither starts at {@code pos} (the
+     * caller then writes one cluster with copy-on-write as needed).
      */
-    private int writeFreshRun(long pos, ByteBuffer s) throws BlockException {
+    private int writeRun(long pos, ByteBuffer s) throws BlockException {
         long cs = g.clusterSize();
-        // At most one L2 slice, as QEMU's handle_alloc: with small clusters a longer run would need many new
-        // refcount blocks, each of which breaks the run and restarts the search.
-        int max = (int) Math.min(Math.min(s.remaining() / cs, MAX_RUN_BYTES / cs), map.clustersToSliceEnd(pos));
+        int inCluster = (int) (pos & (cs - 1));
+        int remaining = s.remaining();
+        int touched = (int) Math.min((inCluster + (long) remaining + cs - 1) / cs, MAX_RUN_BYTES / cs);
+        int max = Math.min(touched, map.clustersToSliceEnd(pos));
+        int step = g.l2EntryWords();
         int count = 0;
         long host;
+        boolean inPlace;
         meta.lock();
         try {
             node.checkUsable();
-            while (count < max) {
-                long entry = map.slotForWrite(pos + count * cs).entry();
-                if ((entry & Qcow2L2Entry.COMPRESSED) != 0 || (entry & Qcow2L2Entry.OFFSET_MASK) != 0
-                        || (g.externalData() && (entry & Qcow2L2Entry.COPIED) != 0)) {
-                    break;
+            long[] words = map.sliceForWrite(pos).words;
+            int w = map.wordIndex(pos);
+            host = ownedDataHost(words, w);
+            inPlace = host >= 0;
+            if (inPlace) {
+                while (count < max && ownedDataHost(words, w + count * step) == host + count * cs) {
+                    count++;
                 }
-                count++;
+            } else if (inCluster == 0) {
+                // At most one L2 slice, as QEMU's handle_alloc: with small clusters a longer run would need many
+                // new refcount blocks, each of which breaks the run and restarts the search.
+                long whole = Math.min(max, remaining / cs);
+                while (count < whole && holdsNothing(words[w + count * step])) {
+                    count++;
+                }
+                if (count >= 2) {
+                    host = g.externalData() ? pos : refcounts.allocate(count, "data cluster");
+                }
             }
             map.trim();
-            if (count < 2) {
-                return 0;
-            }
-            host = g.externalData() ? pos : refcounts.allocate(count, "data cluster");
         } finally {
             meta.unlock();
+        }
+        if (inPlace) {
+            int bytes = (int) Math.min(count * cs - inCluster, remaining);
+            file.debugEvent(DebugEvent.WRITE_AIO);
+            writeData(host + inCluster, s.duplicate().limit(s.position() + bytes));
+            return bytes;
+        }
+        if (count < 2) {
+            return 0;
         }
         int bytes = (int) (count * cs);
         try {
@@ -165,15 +187,40 @@ final class Qcow2Writes {
         }
         meta.lock();
         try {
-            for (int i = 0; i < count; i++) {
-                Qcow2ClusterMap.Slot slot = map.slotForWrite(pos + i * cs);
-                map.set(slot, (host + i * cs) | Qcow2L2Entry.COPIED, g.extendedL2() ? ALL_SUBCLUSTERS : 0);
-            }
+            // The data is in the file: now the entries may point at it (copy-on-write data before its L2 entry).
+            map.setRun(pos, count, host, g.extendedL2() ? ALL_SUBCLUSTERS : 0);
             map.trim();
         } finally {
             meta.unlock();
         }
         return bytes;
+    }
+
+    /**
+     * The host cluster of the entry at {@code words[w]} when a write may go
+     * straight into it: owned by this image alone (COPIED), not compressed,
+     * and all data (no zero flag; with extended L2 every subcluster
+     * allocated). Otherwise -1.
+     */
+    private long ownedDataHost(long[] words, int w) {
+        long entry = words[w];
+        if ((entry & Qcow2L2Entry.COPIED) == 0 || (entry & Qcow2L2Entry.COMPRESSED) != 0) {
+            return -1;
+        }
+        long host = entry & Qcow2L2Entry.OFFSET_MASK;
+        if (host == 0 && !g.externalData()) {
+            return -1;
+        }
+        if (g.extendedL2()) {
+            return (words[w + 1] & ALL_SUBCLUSTERS) == ALL_SUBCLUSTERS ? host : -1;
+        }
+        return (entry & Qcow2L2Entry.ZERO) == 0 ? host : -1;
+    }
+
+    /** Whether a cluster has no host cluster yet (unallocated or zero), so a whole-cluster write allocates one. */
+    private boolean holdsNothing(long entry) {
+        return (entry & Qcow2L2Entry.COMPRESSED) == 0 && (entry & Qcow2L2Entry.OFFSET_MASK) == 0
+                && !(g.externalData() && (entry & Qcow2L2Entry.COPIED) != 0);
     }
 
     private void writeInCluster(long pos, ByteBuffer src) throws BlockException {
@@ -190,9 +237,10 @@ final class Qcow2Writes {
         meta.lock();
         try {
             node.checkUsable();
-            Qcow2ClusterMap.Slot slot = map.slotForWrite(clusterGuest);
-            entry = slot.entry();
-            bitmap = slot.bitmap(g);
+            Qcow2ClusterMap.Slice slice = map.sliceForWrite(clusterGuest);
+            int w = map.wordIndex(clusterGuest);
+            entry = slice.words[w];
+            bitmap = g.extendedL2() ? slice.words[w + 1] : 0;
             map.trim();
         } finally {
             meta.unlock();
@@ -257,8 +305,8 @@ final class Qcow2Writes {
         }
         meta.lock();
         try {
-            Qcow2ClusterMap.Slot slot = map.slotForWrite(clusterGuest);
-            map.set(slot, newHost | Qcow2L2Entry.COPIED, newBitmap);
+            map.set(map.sliceForWrite(clusterGuest), map.wordIndex(clusterGuest), newHost | Qcow2L2Entry.COPIED,
+                    newBitmap);
             if (hasHost || compressed) {
                 // The old cluster was shared (or compressed): the new entry reaches the file before its count drops.
                 map.writeDirty();
@@ -354,7 +402,7 @@ final class Qcow2Writes {
         boolean allData = g.extendedL2() ? (bitmap & touched) == touched : (entry & Qcow2L2Entry.ZERO) == 0;
         if (allData) {
             file.debugEvent(DebugEvent.WRITE_AIO);
-            writeData(host + inCluster, src.duplicate());
+            writeData(host + inCluster, src);
             return;
         }
         // Subclusters (or a cluster) that read as zero or from the backing file become data: fill what is not written.
@@ -365,11 +413,12 @@ final class Qcow2Writes {
         writeData(host + spanStart, buf);
         meta.lock();
         try {
-            Qcow2ClusterMap.Slot slot = map.slotForWrite(clusterGuest);
+            Qcow2ClusterMap.Slice slice = map.sliceForWrite(clusterGuest);
+            int w = map.wordIndex(clusterGuest);
             if (g.extendedL2()) {
-                map.set(slot, entry, (bitmap | touched) & ~(touched << 32));
+                map.set(slice, w, entry, (bitmap | touched) & ~(touched << 32));
             } else {
-                map.set(slot, entry & ~Qcow2L2Entry.ZERO, 0);
+                map.set(slice, w, entry & ~Qcow2L2Entry.ZERO, 0);
             }
             map.trim();
         } finally {
@@ -385,7 +434,7 @@ final class Qcow2Writes {
             throws BlockException {
         int len = src.remaining();
         if (spanStart == inCluster && spanEnd == inCluster + len) {
-            return src.duplicate();
+            return src;
         }
         ByteBuffer buf = ByteBuffer.allocate(spanEnd - spanStart);
         long size = node.length();
