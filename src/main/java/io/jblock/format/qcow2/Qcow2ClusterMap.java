@@ -8,10 +8,7 @@ import io.jblock.block.Errno;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Guest offset to host offset: the L1 table (read whole at open) and L2 tables
@@ -41,34 +38,13 @@ final class Qcow2ClusterMap {
     private long l1Offset;
     private final int sliceBytes;
     private final int sliceEntries;
-    /** Slices by file offset, least recently used first; put, remove and clear also drop the memo below. */
-    private final LinkedHashMap<Long, Slice> cache = new LinkedHashMap<>(16, 0.75f, true) {
-        @Override
-        public Slice put(Long at, Slice s) {
-            forgetLast(at);
-            return super.put(at, s);
-        }
-
-        @Override
-        public Slice remove(Object at) {
-            if (at instanceof Long l) {
-                forgetLast(l);
-            }
-            return super.remove(at);
-        }
-
-        @Override
-        public void clear() {
-            lastAt = -1;
-            lastSlice = null;
-            super.clear();
-        }
-    };
+    /** Slices by file offset, least recently used first; put and remove also drop the memo below. */
+    private final SliceCache cache;
     /**
      * The slice found last, and where it is: consecutive requests mostly land
      * in one slice, and this spares them the boxed key and the LRU relinking.
-     * Always in {@link #cache}: cleared wherever a slice leaves it (the cache's put, remove
-     * and clear do it; an iterator's remove must call {@link #forgetLast}).
+     * Always in {@link #cache}: cleared wherever a slice leaves it (the cache's put and remove
+     * go through {@link #forgetLast}).
      */
     private long lastAt = -1;
     private Slice lastSlice;
@@ -85,9 +61,115 @@ final class Qcow2ClusterMap {
     static final class Slice {
         final long[] words;
         boolean dirty;
+        /** Where the slice is in the file: the cache's key. */
+        private long at;
+        /** The cache's links: the next slice in its hash bucket, and its neighbours in the LRU order. */
+        private Slice hashNext;
+        private Slice older;
+        private Slice newer;
 
         Slice(long[] words) {
             this.words = words;
+        }
+    }
+
+    /**
+     * The L2 cache's map: file offset to slice, in least-recently-used order,
+     * with the keys, bucket chains and LRU links inside the slices
+     * themselves, so that finding, touching, adding and dropping a slice
+     * allocate nothing (a map keyed by {@code Long} boxed a key per lookup).
+     */
+    private final class SliceCache {
+        private final Slice[] buckets;
+        /** The LRU list's sentinel: {@code lru.newer} is the least recently used slice, {@code lru.older} the most. */
+        private final Slice lru = new Slice(null);
+        private int size;
+
+        SliceCache(int capacity) {
+            buckets = new Slice[Integer.highestOneBit(Math.max(16, capacity * 2 - 1)) << 1];
+            lru.newer = lru;
+            lru.older = lru;
+        }
+
+        private int bucket(long at) {
+            long h = at * 0x9E3779B97F4A7C15L;
+            return (int) (h >>> 40) & (buckets.length - 1);
+        }
+
+        /** The slice at {@code at}, made the most recently used; null when it is not cached. */
+        Slice get(long at) {
+            for (Slice s = buckets[bucket(at)]; s != null; s = s.hashNext) {
+                if (s.at == at) {
+                    touch(s);
+                    return s;
+                }
+            }
+            return null;
+        }
+
+        /** Makes a cached slice the most recently used. */
+        void touch(Slice s) {
+            if (lru.older != s) {
+                unlinkLru(s);
+                linkNewest(s);
+            }
+        }
+
+        /** Caches {@code s} at {@code at} as the most recently used, replacing what was there. */
+        void put(long at, Slice s) {
+            remove(at);
+            s.at = at;
+            int b = bucket(at);
+            s.hashNext = buckets[b];
+            buckets[b] = s;
+            linkNewest(s);
+            size++;
+        }
+
+        /** Drops the slice at {@code at}, if cached. */
+        void remove(long at) {
+            forgetLast(at);
+            int b = bucket(at);
+            Slice prev = null;
+            for (Slice s = buckets[b]; s != null; prev = s, s = s.hashNext) {
+                if (s.at == at) {
+                    if (prev == null) {
+                        buckets[b] = s.hashNext;
+                    } else {
+                        prev.hashNext = s.hashNext;
+                    }
+                    s.hashNext = null;
+                    unlinkLru(s);
+                    size--;
+                    return;
+                }
+            }
+        }
+
+        int size() {
+            return size;
+        }
+
+        /** The least recently used slice, or null. */
+        Slice eldest() {
+            return lru.newer == lru ? null : lru.newer;
+        }
+
+        /** The slice used next after {@code s} in LRU order (from {@link #eldest}), or null. */
+        Slice newer(Slice s) {
+            return s.newer == lru ? null : s.newer;
+        }
+
+        private void unlinkLru(Slice s) {
+            s.older.newer = s.newer;
+            s.newer.older = s.older;
+        }
+
+        private void linkNewest(Slice s) {
+            s.older = lru.older;
+            s.newer = lru;
+            lru.older.newer = s;
+            lru.older = s;
         }
     }
 
@@ -115,6 +197,7 @@ final class Qcow2ClusterMap {
         this.sliceBytes = (int) Math.min(g.clusterSize(), MAX_SLICE_BYTES);
         this.sliceEntries = sliceBytes / g.l2EntrySize();
         this.capacity = Math.max(4, CACHE_BYTES / sliceBytes);
+        this.cache = new SliceCache(capacity);
     }
 
     /**
@@ -303,7 +386,7 @@ final class Qcow2ClusterMap {
         }
         if (lastSlice != null) {
             // The slice served from the memo was in use until now: it becomes the most recently used again.
-            cache.get(lastAt);
+            cache.touch(lastSlice);
         }
         Slice s = cache.get(at);
         if (s != null) {
@@ -340,19 +423,17 @@ final class Qcow2ClusterMap {
         if (cache.size() <= capacity) {
             return;
         }
-        Iterator<Map.Entry<Long, Slice>> it = cache.entrySet().iterator();
         boolean refcountsWritten = false;
-        while (cache.size() > capacity && it.hasNext()) {
-            Map.Entry<Long, Slice> e = it.next();
-            if (e.getValue().dirty) {
+        while (cache.size() > capacity) {
+            Slice e = cache.eldest();
+            if (e.dirty) {
                 if (!refcountsWritten) {
                     refcountsFirst();
                     refcountsWritten = true;
                 }
-                writeSlice(e.getKey(), e.getValue());
+                writeSlice(e.at, e);
             }
-            forgetLast(e.getKey());
-            it.remove();
+            cache.remove(e.at);
         }
     }
 
@@ -366,23 +447,19 @@ final class Qcow2ClusterMap {
 
     /** Writes every dirty slice to the file, after the refcount blocks. */
     void writeDirty() throws BlockException {
-        boolean any = false;
-        for (Slice s : cache.values()) {
-            any |= s.dirty;
-        }
-        if (!any) {
+        if (!hasDirty()) {
             return;
         }
         refcountsFirst();
-        for (Map.Entry<Long, Slice> e : cache.entrySet()) {
-            if (e.getValue().dirty) {
-                writeSlice(e.getKey(), e.getValue());
+        for (Slice s = cache.eldest(); s != null; s = cache.newer(s)) {
+            if (s.dirty) {
+                writeSlice(s.at, s);
             }
         }
     }
 
     boolean hasDirty() {
-        for (Slice s : cache.values()) {
+        for (Slice s = cache.eldest(); s != null; s = cache.newer(s)) {
             if (s.dirty) {
                 return true;
             }
@@ -673,6 +750,10 @@ final class Qcow2ClusterMap {
 
     /** The offsets of all cached slices, for tests. */
     List<Long> cachedSliceOffsets() {
-        return new ArrayList<>(cache.keySet());
+        List<Long> at = new ArrayList<>();
+        for (Slice s = cache.eldest(); s != null; s = cache.newer(s)) {
+            at.add(s.at);
+        }
+        return at;
     }
 }
