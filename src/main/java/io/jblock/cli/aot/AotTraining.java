@@ -31,6 +31,9 @@ public final class AotTraining {
             String raw = dir.resolve("t.raw").toString();
             run("qemu-img", "create", "-q", "-f", "qcow2", qcow2, "4M");
             run("qemu-img", "create", "-q", "-f", "raw", raw, "4M");
+            String meta = dir.resolve("m.qcow2").toString();
+            String out = dir.resolve("o.img").toString();
+            run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", meta, "4M");
             for (int i = 0; i < 3; i++) {
                 run("qemu-img", "info", qcow2);
                 run("qemu-img", "info", "--output=json", qcow2);
@@ -40,6 +43,13 @@ public final class AotTraining {
                 run("qemu-img", "bench", "-f", "raw", "-w", "-c", "2000", "-d", "8", raw);
                 run("qemu-img", "bench", "-f", "raw", "-c", "2000", "-i", "io_uring", raw);
                 run("qemu-img", "bench", "-f", "qcow2", "-c", "200", qcow2);
+                // qcow2 writes (in place and allocating, 4 KiB and 1 MiB) and convert both ways.
+                run("qemu-img", "bench", "-f", "qcow2", "-w", "-t", "unsafe", "-c", "2000", "-d", "8", "-S", "65536",
+                        meta);
+                run("qemu-img", "bench", "-f", "qcow2", "-w", "-t", "none", "-c", "8", "-d", "4", "-s", "1M", meta);
+                run("qemu-img", "bench", "-f", "qcow2", "-w", "-c", "64", "-d", "4", "-s", "64k", qcow2);
+                run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out);
+                run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", qcow2, out);
                 run("qemu-img", "--help");
                 run("qemu-img", "info");
             }
