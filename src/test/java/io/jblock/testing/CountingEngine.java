@@ -34,6 +34,11 @@ public final class CountingEngine implements IoEngine {
         return counted.counters(image).datasyncs();
     }
 
+    /** Read calls that reached the image file. */
+    public long reads() {
+        return counted.counters(image).reads();
+    }
+
     /** Write calls that reached the image file. */
     public long writes() {
         return counted.counters(image).writes();

@@ -167,7 +167,7 @@ class Qcow2MultiClusterWriteTest {
     }
 
     @Test
-    void aRunOfPreallocatedClustersIsOneDataWriteAndNoMetadataWrite() throws Exception {
+    void aRunOfPreallocatedClustersIsOneDataWriteAndOneRead() throws Exception {
         Path img = dir.resolve("img.qcow2");
         qemuImg("create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", img.toString(), "64M");
         CountingEngine engine = new CountingEngine();
@@ -184,8 +184,10 @@ class Qcow2MultiClusterWriteTest {
             // 16 clusters of 64 KiB each, contiguous in the file as preallocation laid them out.
             assertThat(engine.writes() - before).as("file writes for eight 1 MiB writes").isEqualTo(8);
             ByteBuffer back = ByteBuffer.allocate(1 << 20);
+            long reads = engine.reads();
             d.read(9L << 20, back);
             assertThat(back.array()).isEqualTo(data);
+            assertThat(engine.reads() - reads).as("file reads for a 1 MiB read of contiguous clusters").isEqualTo(1);
         }
         byte[] shadow = qemuRaw(img);
         for (int i = 0; i < 8; i++) {
