@@ -3,6 +3,7 @@ package io.jblock.nbd;
 import io.jblock.engine.IdleBuffers;
 
 import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Direct, 4 KiB-aligned buffers for request and reply payloads, reused
@@ -10,24 +11,36 @@ import java.nio.ByteBuffer;
  * written without the JDK's hidden copy through a temporary direct buffer,
  * and the alignment lets O_DIRECT use them without a bounce. Buffers come in
  * power-of-two classes from 4 KiB to {@link Nbd#MAX_PAYLOAD}; each class
- * keeps a fixed number of idle buffers ({@link #slots}) in an
- * {@link IdleBuffers}, so taking and giving back take no lock and allocate
- * nothing, and at most {@link #RETAINED_BYTES} are ever kept idle; the rest
- * are left to the GC. (What may be in use at once is bounded by each
+ * keeps its idle buffers in an {@link IdleBuffers}, so taking and giving back
+ * take no lock and allocate nothing.
+ *
+ * <p>At most {@link #RETAINED_BYTES} are kept idle, the rest are left to the
+ * GC: small classes (up to {@link #SMALL_MAX}) keep a fixed number each, 64,
+ * so four connections at depth 16 find theirs; large classes keep up to
+ * {@link Nbd#MAX_IN_FLIGHT} each but share one byte count,
+ * {@link #LARGE_BYTES}, the only shared counter, touched only for buffers
+ * whose copy costs far more than it. A buffer the pool cannot keep is freed
+ * only when the GC finds it, and the GC runs rarely when requests allocate
+ * little on the heap: a pool too small for a connection's depth (two 1 MiB
+ * buffers kept at depth 4) let 1 MiB reads and writes grow the server's RSS
+ * to 200-300 MiB. (What may be in use at once is bounded by each
  * connection's MemoryBudget.)
  */
 final class PayloadBuffers {
     static final int ALIGNMENT = 4096;
     private static final int MIN_SHIFT = 12;
     private static final int MAX_SHIFT = Integer.numberOfTrailingZeros(Nbd.MAX_PAYLOAD);
-    /** Idle bytes kept per class below 2 MiB: 64 buffers of 4 KiB (four connections at depth 16), 1 of 2 MiB. */
-    private static final int CLASS_BYTES = 2 << 20;
-    /** Most idle buffers of one class. */
-    private static final int MAX_SLOTS = 64;
-    /** The most idle memory all classes together keep: about 76 MiB, 60 of them one buffer of each size from 4 MiB up. */
-    static final long RETAINED_BYTES = retainedBytes();
+    /** The largest small class: 128 KiB. */
+    static final int SMALL_MAX = 128 << 10;
+    private static final int SMALL_SLOTS = 64;
+    /** Idle bytes the large classes keep together. */
+    static final long LARGE_BYTES = 48L << 20;
+    /** The most idle memory kept: 64 small buffers of each class up to 128 KiB (~16 MiB), and 48 MiB of large ones. */
+    static final long RETAINED_BYTES = smallBytes() + LARGE_BYTES;
 
     private final IdleBuffers[] free = new IdleBuffers[MAX_SHIFT - MIN_SHIFT + 1];
+    /** Bytes of large buffers kept idle. */
+    private final AtomicLong large = new AtomicLong();
 
     PayloadBuffers() {
         for (int i = 0; i < free.length; i++) {
@@ -35,14 +48,14 @@ final class PayloadBuffers {
         }
     }
 
-    /** Idle buffers kept of size 2^shift: 2 MiB worth, between 1 and 64 (a power of two). */
+    /** Idle buffers a class of size 2^shift may keep. */
     static int slots(int shift) {
-        return Math.max(1, Math.min(MAX_SLOTS, CLASS_BYTES >> shift));
+        return (1 << shift) <= SMALL_MAX ? SMALL_SLOTS : Nbd.MAX_IN_FLIGHT;
     }
 
-    private static long retainedBytes() {
+    private static long smallBytes() {
         long sum = 0;
-        for (int shift = MIN_SHIFT; shift <= MAX_SHIFT; shift++) {
+        for (int shift = MIN_SHIFT; 1 << shift <= SMALL_MAX; shift++) {
             sum += (long) slots(shift) << shift;
         }
         return sum;
@@ -52,6 +65,9 @@ final class PayloadBuffers {
     ByteBuffer acquire(int length) {
         int shift = classOf(length);
         ByteBuffer b = free[shift - MIN_SHIFT].poll();
+        if (b != null && b.capacity() > SMALL_MAX) {
+            large.addAndGet(-b.capacity());
+        }
         if (b == null) {
             int size = 1 << shift;
             b = ByteBuffer.allocateDirect(size + ALIGNMENT).alignedSlice(ALIGNMENT).limit(size).slice();
@@ -65,8 +81,13 @@ final class PayloadBuffers {
             return;
         }
         int shift = Integer.numberOfTrailingZeros(b.capacity());
-        if (shift >= MIN_SHIFT && shift <= MAX_SHIFT) {
+        if (shift < MIN_SHIFT || shift > MAX_SHIFT) {
+            return;
+        }
+        if (b.capacity() <= SMALL_MAX) {
             free[shift - MIN_SHIFT].offer(b);
+        } else if (large.addAndGet(b.capacity()) > LARGE_BYTES || !free[shift - MIN_SHIFT].offer(b)) {
+            large.addAndGet(-b.capacity());
         }
     }
 
