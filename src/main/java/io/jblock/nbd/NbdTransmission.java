@@ -17,8 +17,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * The transmission phase of one connection, served by a small pool of
  * workers in the leader/follower pattern (as nbdkit's threads do): one
  * worker at a time holds the read side, takes one request and its WRITE
- * payload from the {@link NbdRequestReader}, hands the read side on, and then serves that request
- * itself and writes its reply. So a request costs no hand-off to another
+ * payload from the {@link NbdRequestReader}, hands the read side on, and
+ * then serves that request itself and writes its reply. So a request costs no hand-off to another
  * thread, and replies go out in whatever order the requests finish. The
  * pool grows on demand, one worker whenever the reader finds nobody waiting
  * to read next, up to {@link Nbd#MAX_IN_FLIGHT}: that is also the bound on
@@ -51,6 +51,8 @@ final class NbdTransmission {
     private final PayloadBuffers buffers;
     /** The export size, once asked for (see {@link #exportSize}); -1 before. */
     private volatile long size = -1;
+    /** {@link #exportSize} for the request checks, made once rather than per request. */
+    private final NbdRequest.ExportSize exportSize = this::exportSize;
 
     /** The read side of the socket: whoever holds it reads the next request. */
     private final ReentrantLock reading = new ReentrantLock();
@@ -193,7 +195,7 @@ final class NbdTransmission {
     private void handle(NbdRequest r, ByteBuffer payload) {
         try {
             NbdRequest.Refusal refusal = r.refusal(session.structured(), !session.contexts().isEmpty(),
-                    drive.isReadOnly(), this::exportSize);
+                    drive.isReadOnly(), exportSize);
             if (refusal != null) {
                 reply(r, refusal.error(), refusal.message());
                 return;
