@@ -2,26 +2,25 @@ package io.jblock.engine;
 
 import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Bounce buffers for O_DIRECT: direct buffers of one size whose address is
  * aligned, kept for reuse so the request path does not allocate. Each buffer
  * comes from its own automatic arena, so a buffer the pool does not keep is
- * freed by the garbage collector like any other object.
+ * freed by the garbage collector like any other object. Taking and giving
+ * back take no lock (see {@link IdleBuffers}); at most {@code maxIdle}
+ * (rounded up to a power of two) buffers are kept.
  */
 final class AlignedBufferPool {
     private final int bufferSize;
     private final int alignment;
-    private final int maxIdle;
-    private final ConcurrentLinkedQueue<ByteBuffer> idle = new ConcurrentLinkedQueue<>();
-    private final AtomicInteger idleCount = new AtomicInteger();
+    private final IdleBuffers idle;
 
     /**
      * @param bufferSize a multiple of {@code alignment}
      * @param alignment  a power of two, the address alignment of every buffer
-     * @param maxIdle    how many returned buffers are kept; more in flight at once are allocated and dropped
+     * @param maxIdle    how many returned buffers are kept (rounded up to a power of two); more in flight at
+     *                   once are allocated and dropped
      */
     AlignedBufferPool(int bufferSize, int alignment, int maxIdle) {
         if (bufferSize % alignment != 0) {
@@ -29,7 +28,7 @@ final class AlignedBufferPool {
         }
         this.bufferSize = bufferSize;
         this.alignment = alignment;
-        this.maxIdle = maxIdle;
+        this.idle = new IdleBuffers(maxIdle);
     }
 
     int bufferSize() {
@@ -42,15 +41,10 @@ final class AlignedBufferPool {
         if (b == null) {
             return Arena.ofAuto().allocate(bufferSize, alignment).asByteBuffer();
         }
-        idleCount.decrementAndGet();
         return b.clear();
     }
 
     void give(ByteBuffer b) {
-        if (idleCount.incrementAndGet() <= maxIdle) {
-            idle.offer(b);
-        } else {
-            idleCount.decrementAndGet();
-        }
+        idle.offer(b);
     }
 }

@@ -16,9 +16,9 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * The transmission phase of one connection, served by a small pool of
  * workers in the leader/follower pattern (as nbdkit's threads do): one
- * worker at a time holds the read side, decodes one request and reads its
- * WRITE payload, hands the read side on, and then serves that request
- * itself and writes its reply. So a request costs no hand-off to another
+ * worker at a time holds the read side, takes one request and its WRITE
+ * payload from the {@link NbdRequestReader}, hands the read side on, and
+ * then serves that request itself and writes its reply. So a request costs no hand-off to another
  * thread, and replies go out in whatever order the requests finish. The
  * pool grows on demand, one worker whenever the reader finds nobody waiting
  * to read next, up to {@link Nbd#MAX_IN_FLIGHT}: that is also the bound on
@@ -51,11 +51,13 @@ final class NbdTransmission {
     private final PayloadBuffers buffers;
     /** The export size, once asked for (see {@link #exportSize}); -1 before. */
     private volatile long size = -1;
+    /** {@link #exportSize} for the request checks, made once rather than per request. */
+    private final NbdRequest.ExportSize exportSize = this::exportSize;
 
     /** The read side of the socket: whoever holds it reads the next request. */
     private final ReentrantLock reading = new ReentrantLock();
-    /** Guarded by {@link #reading}: the request header being read. */
-    private final ByteBuffer head = ByteBuffer.allocateDirect(28);
+    /** Guarded by {@link #reading}: decodes requests from the socket. */
+    private final NbdRequestReader requests;
     /** Guarded by {@link #reading}: no more requests will be read (DISC, end of stream or an error). */
     private boolean ended;
     /** Guarded by {@link #reading}: why reading stopped, when it was not DISC or a clean end of stream. */
@@ -72,9 +74,7 @@ final class NbdTransmission {
         this.budget = budget;
         this.replies = new NbdReplies(transport);
         this.buffers = buffers;
-    }
-
-    private record Request(int flags, int type, long cookie, long offset, long length) {
+        this.requests = new NbdRequestReader(transport);
     }
 
     /** Serves requests until NBD_CMD_DISC, the client closing, or a protocol error; then drains and closes. */
@@ -111,10 +111,10 @@ final class NbdTransmission {
     /** One worker: take the read side, read a request, let go of it, serve the request; until reading ends. */
     private void work() {
         while (true) {
-            Request r;
+            NbdRequest r;
             ByteBuffer payload = null;
             long charged = 0;
-            String refusal = null;
+            NbdRequest.Refusal refusal = null;
             waiting.incrementAndGet();
             reading.lock();
             try {
@@ -127,18 +127,17 @@ final class NbdTransmission {
                     ended = true;
                     return;
                 }
-                if (r.type() == Nbd.CMD_WRITE) {
-                    if (r.length() > Nbd.MAX_PAYLOAD) {
+                if (r.hasPayload()) {
+                    if (r.oversizePayload()) {
                         // Keep the stream in sync by draining the payload, then refuse the request.
-                        t.skip(r.length());
-                        refusal = "write of " + r.length() + " bytes exceeds the maximum payload of "
-                                + Nbd.MAX_PAYLOAD;
+                        requests.skipPayload(r.length());
+                        refusal = r.oversizeRefusal();
                     } else {
                         charged = r.length();
                         budget.acquire(charged);
                         payload = buffers.acquire((int) r.length());
                         try {
-                            t.readFully(payload);
+                            requests.readPayload(payload);
                         } catch (IOException e) {
                             buffers.release(payload);
                             budget.release(charged);
@@ -159,7 +158,7 @@ final class NbdTransmission {
             }
             try {
                 if (refusal != null) {
-                    safeReply(r, Nbd.EINVAL, refusal);
+                    safeReply(r, refusal.error(), refusal.message());
                 } else {
                     handle(r, payload);
                 }
@@ -171,24 +170,14 @@ final class NbdTransmission {
     }
 
     /** The next request, or null at the end of the stream, on NBD_CMD_DISC or a bad magic. */
-    private Request readRequest() throws IOException {
-        head.clear();
+    private NbdRequest readRequest() throws IOException {
+        NbdRequest r;
         try {
-            t.readFully(head);
+            r = requests.next();
         } catch (EOFException e) {
             return null;
         }
-        if (head.getInt(0) != Nbd.REQUEST_MAGIC) {
-            LOG.log(System.Logger.Level.DEBUG, "bad request magic 0x{0}; disconnecting",
-                    Integer.toHexString(head.getInt(0)));
-            return null;
-        }
-        int type = Short.toUnsignedInt(head.getShort(6));
-        if (type == Nbd.CMD_DISC) {
-            return null;
-        }
-        return new Request(Short.toUnsignedInt(head.getShort(4)), type, head.getLong(8), head.getLong(16),
-                Integer.toUnsignedLong(head.getInt(24)));
+        return r == null || r.isDisconnect() ? null : r;
     }
 
     /** Called by the reader, holding {@link #reading}, when nobody waits to read next: one more worker. */
@@ -203,9 +192,10 @@ final class NbdTransmission {
         }
     }
 
-    private void handle(Request r, ByteBuffer payload) {
+    private void handle(NbdRequest r, ByteBuffer payload) {
         try {
-            Refusal refusal = validate(r);
+            NbdRequest.Refusal refusal = r.refusal(session.structured(), !session.contexts().isEmpty(),
+                    drive.isReadOnly(), exportSize);
             if (refusal != null) {
                 reply(r, refusal.error(), refusal.message());
                 return;
@@ -251,54 +241,6 @@ final class NbdTransmission {
         }
     }
 
-    /** Why a request is refused before any I/O: the NBD error and a message for the error chunk. */
-    private record Refusal(int error, String message) {
-        static Refusal invalid(String message) {
-            return new Refusal(Nbd.EINVAL, message);
-        }
-    }
-
-    /** The refusal of a malformed or disallowed request, or null when it may run. */
-    private Refusal validate(Request r) throws BlockException {
-        int allowed = switch (r.type()) {
-            case Nbd.CMD_READ -> session.structured() ? Nbd.CMD_FLAG_DF : 0;
-            case Nbd.CMD_WRITE, Nbd.CMD_TRIM -> Nbd.CMD_FLAG_FUA;
-            case Nbd.CMD_WRITE_ZEROES -> Nbd.CMD_FLAG_FUA | Nbd.CMD_FLAG_NO_HOLE | Nbd.CMD_FLAG_FAST_ZERO;
-            case Nbd.CMD_BLOCK_STATUS -> Nbd.CMD_FLAG_REQ_ONE;
-            case Nbd.CMD_FLUSH, Nbd.CMD_CACHE -> 0;
-            default -> -1;
-        };
-        if (allowed < 0) {
-            return Refusal.invalid("unknown command " + r.type());
-        }
-        if ((r.flags() & ~allowed) != 0) {
-            return Refusal.invalid("unsupported flags 0x" + Integer.toHexString(r.flags()) + " for command "
-                    + r.type());
-        }
-        boolean writes = r.type() == Nbd.CMD_WRITE || r.type() == Nbd.CMD_TRIM || r.type() == Nbd.CMD_WRITE_ZEROES;
-        if (writes && drive.isReadOnly()) {
-            return new Refusal(Nbd.EPERM, "export is read-only");
-        }
-        if (r.type() == Nbd.CMD_READ && r.length() > Nbd.MAX_PAYLOAD) {
-            return Refusal.invalid("read of " + r.length() + " bytes exceeds the maximum payload of "
-                    + Nbd.MAX_PAYLOAD);
-        }
-        if (r.type() == Nbd.CMD_BLOCK_STATUS && (!session.structured() || session.contexts().isEmpty())) {
-            return Refusal.invalid("no meta context was negotiated");
-        }
-        if (r.type() == Nbd.CMD_FLUSH) {
-            return null;
-        }
-        long size = exportSize();
-        if (r.offset() < 0 || r.offset() > size || r.length() > size - r.offset()) {
-            // As qemu-nbd: writing past the end is "no space", anything else past the end is invalid.
-            int error = r.type() == Nbd.CMD_WRITE || r.type() == Nbd.CMD_WRITE_ZEROES ? Nbd.ENOSPC : Nbd.EINVAL;
-            return new Refusal(error, "operation past EOF: offset " + Long.toUnsignedString(r.offset())
-                    + ", length " + r.length() + ", export size " + size);
-        }
-        return null;
-    }
-
     /**
      * The export's size as the handshake announced it, asked of the drive once per connection: the
      * drive's length is an fstat on a file, and qemu-nbd too checks requests against the size the
@@ -313,7 +255,7 @@ final class NbdTransmission {
         return s;
     }
 
-    private void read(Request r) throws IOException {
+    private void read(NbdRequest r) throws IOException {
         long charged = r.length();
         budget.acquire(charged);
         ByteBuffer data = buffers.acquire((int) r.length());
@@ -334,7 +276,7 @@ final class NbdTransmission {
     }
 
     /** A structured read that sends zero runs as holes: what qemu-nbd does, and what saves nbdcopy work. */
-    private void sparseRead(Request r, ByteBuffer data) throws IOException {
+    private void sparseRead(NbdRequest r, ByteBuffer data) throws IOException {
         record Piece(long offset, int length, boolean hole) {
         }
         List<Piece> pieces = new ArrayList<>();
@@ -370,7 +312,7 @@ final class NbdTransmission {
         }
     }
 
-    private void blockStatus(Request r) throws IOException {
+    private void blockStatus(NbdRequest r) throws IOException {
         boolean one = (r.flags() & Nbd.CMD_FLAG_REQ_ONE) != 0;
         List<NbdSession.MetaContext> contexts = session.contexts();
         if (r.length() == 0) {
@@ -406,7 +348,7 @@ final class NbdTransmission {
     }
 
     /** A success (error 0) or error reply in the form the session and command call for. */
-    private void reply(Request r, int error, String message) throws IOException {
+    private void reply(NbdRequest r, int error, String message) throws IOException {
         boolean chunked = session.structured()
                 && (r.type() == Nbd.CMD_READ || r.type() == Nbd.CMD_BLOCK_STATUS);
         if (error == 0) {
@@ -422,7 +364,7 @@ final class NbdTransmission {
         }
     }
 
-    private void safeReply(Request r, int error, String message) {
+    private void safeReply(NbdRequest r, int error, String message) {
         try {
             reply(r, error, message);
         } catch (IOException e) {

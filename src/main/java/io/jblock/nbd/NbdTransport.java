@@ -16,6 +16,22 @@ public interface NbdTransport extends AutoCloseable {
     /** Reads exactly {@code dst.remaining()} bytes; EOFException when the peer closes first. */
     void readFully(ByteBuffer dst) throws IOException;
 
+    /**
+     * Reads at least {@code min} bytes into {@code dst} and as many more as are already there, up to
+     * {@code dst.remaining()}: how the request reader takes whatever the client has pipelined in one system
+     * call. EOFException when the peer closes first. The default reads exactly {@code min}.
+     */
+    default int readAtLeast(ByteBuffer dst, int min) throws IOException {
+        int limit = dst.limit();
+        dst.limit(dst.position() + min);
+        try {
+            readFully(dst);
+        } finally {
+            dst.limit(limit);
+        }
+        return min;
+    }
+
     /** Writes all of {@code src}. */
     void writeFully(ByteBuffer src) throws IOException;
 
@@ -54,6 +70,19 @@ public interface NbdTransport extends AutoCloseable {
                         throw new EOFException("client closed the connection");
                     }
                 }
+            }
+
+            @Override
+            public int readAtLeast(ByteBuffer dst, int min) throws IOException {
+                int n = 0;
+                while (n < min) {
+                    int r = ch.read(dst);
+                    if (r < 0) {
+                        throw new EOFException("client closed the connection");
+                    }
+                    n += r;
+                }
+                return n;
             }
 
             @Override
