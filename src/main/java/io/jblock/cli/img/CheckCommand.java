@@ -89,7 +89,8 @@ final class CheckCommand implements ImgCommand {
         String format;
         java.nio.file.Path hostFile;
         Qcow2CheckResult result;
-        try (ImageOpener.Opened image = ImageOpener.open(ctx, request)) {
+        // As qemu-img opens for a check (BDRV_O_CHECK): a damaged snapshot table is the check's to report.
+        try (ImageOpener.Opened image = ImageOpener.open(ctx, request, config -> config.check = true)) {
             BlockNode root = image.drive().root();
             format = root.info().formatName();
             if (!root.driverName().equals("qcow2")) {
@@ -155,7 +156,8 @@ final class CheckCommand implements ImgCommand {
     /** One check, its findings printed to stderr as QEMU prints them (unprefixed). */
     private static Qcow2CheckResult check(ImgContext ctx, BlockNode file, Qcow2Check.Repair repair)
             throws BlockException {
-        Qcow2CheckResult r = Qcow2Check.run(file, repair, line -> ctx.err().print(line + "\n"));
+        Qcow2CheckResult r = Qcow2Check.run(file, repair, line -> ctx.err().print(
+                (line.startsWith(Qcow2Check.ERROR_REPORT) ? ctx.prog() + ": " + line.substring(1) : line) + "\n"));
         ctx.err().flush();
         return r;
     }

@@ -26,6 +26,15 @@ final class Qcow2Limits {
     static final int MAX_CHAIN_DEPTH = 64;
 
     static void check(Qcow2Header h, long fileLength) throws BlockException {
+        check(h, fileLength, false);
+    }
+
+    /**
+     * As QEMU's qcow2_do_open checks the header; {@code checkMode} is its
+     * BDRV_O_CHECK (qemu-img check), which leaves the snapshot table to the
+     * check, so that a damaged one can be reported and repaired.
+     */
+    static void check(Qcow2Header h, long fileLength, boolean checkMode) throws BlockException {
         Qcow2Geometry g = Qcow2Geometry.of(h);
         long cs = h.clusterSize();
         if (h.hasExtendedL2() && g.subclusterSize() < 512) {
@@ -47,6 +56,9 @@ final class Qcow2Limits {
         table(h.refcountTableOffset(), refBytes, cs, fileLength, "Reference count table offset invalid");
 
         long snapshots = Integer.toUnsignedLong(h.snapshotCount());
+        if (checkMode) {
+            snapshots = 0;
+        }
         if (snapshots > MAX_SNAPSHOTS) {
             throw new BlockException.Corrupt("Snapshot table too large");
         }
