@@ -2,6 +2,7 @@ package io.jblock.cli.img;
 
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
+import io.jblock.block.DiscardMode;
 import io.jblock.format.qcow2.Qcow2Check;
 import io.jblock.format.qcow2.Qcow2CheckResult;
 import io.jblock.options.CacheModes;
@@ -114,7 +115,8 @@ final class CheckCommand implements ImgCommand {
             throw ctx.fail("jblock can repair only an image in a host file");
         }
         ImageOpener.Request rw = new ImageOpener.Request("file:" + hostFile, "file", false, false, forceShare);
-        try (ImageOpener.Opened image = ImageOpener.open(ctx, rw)) {
+        // Discards pass to the file, as below a format in QEMU: what the repair frees is given back.
+        try (ImageOpener.Opened image = ImageOpener.open(ctx, rw, config -> config.discard = DiscardMode.UNMAP)) {
             BlockNode file = image.drive().root();
             result = check(ctx, file, repair);
             if (result.failure() == null && (result.corruptionsFixed() != 0 || result.leaksFixed() != 0)) {

@@ -306,6 +306,9 @@ public final class Qcow2Check {
                     img.guardWrite(java.util.EnumSet.of(Qcow2CheckOverlap.Kind.REFCOUNT_BLOCK), stored.blockOffset(i),
                             clusterSize);
                     stored.set(i, refcount2);
+                    if (fixLeak && refcount2 == 0) {
+                        discardFreed(i);
+                    }
                     if (fixLeak) {
                         res.leaksFixed++;
                     } else {
@@ -325,6 +328,19 @@ public final class Qcow2Check {
         return highest;
     }
 
+
+    /**
+     * A leaked cluster the repair freed is discarded in the file, as QEMU's
+     * repair frees it (update_refcount with QCOW2_DISCARD_ALWAYS): nothing
+     * references it. Discarding is optional; a failure is ignored.
+     */
+    private void discardFreed(long cluster) {
+        try {
+            file.discard(cluster << clusterBits, clusterSize);
+        } catch (BlockException ignored) {
+            // the cluster is free either way
+        }
+    }
 
     /** C's {@code %#x}: "0x" and lower-case hex, but plain "0" for zero. */
     static String hashHex(long v) {

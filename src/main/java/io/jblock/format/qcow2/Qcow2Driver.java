@@ -69,6 +69,7 @@ public final class Qcow2Driver implements BlockDriver {
         if (file == null) {
             throw new BlockException(Errno.EINVAL, "A block device must be specified for \"file\"");
         }
+        java.util.Set<Qcow2Refcounts.FreeReason> discards = discardPassthrough(options);
         BlockNode dataFile = null;
         BlockNode backing = null;
         try (AutoCloseable ignored = Qcow2Children.enter(file)) {
@@ -105,7 +106,9 @@ public final class Qcow2Driver implements BlockDriver {
             dataFile = Qcow2Children.openDataFile(h, ext, file, options, settings, context);
             backing = Qcow2Children.openBacking(backingName, ext.backingFormat(), file, options, settings,
                     context, policy);
-            return new Qcow2Node(settings, h, ext, file, fileLength, l1, snapshots, dataFile, backing);
+            Qcow2Node node = new Qcow2Node(settings, h, ext, file, fileLength, l1, snapshots, dataFile, backing);
+            node.setDiscardPassthrough(discards);
+            return node;
         } catch (Exception e) {
             closeQuietly(backing);
             closeQuietly(dataFile);
@@ -118,6 +121,28 @@ public final class Qcow2Driver implements BlockDriver {
             }
             throw new IllegalStateException("closing the chain guard cannot fail", e);
         }
+    }
+
+    /**
+     * QEMU's pass-discard-request, pass-discard-snapshot and pass-discard-other:
+     * whether clusters freed by a guest's discard, by snapshot changes, or
+     * otherwise, are discarded in the file. Defaults as QEMU 7.2: snapshot on,
+     * other off; jblock's guest discards follow discard= unless
+     * pass-discard-request says otherwise.
+     */
+    private static java.util.Set<Qcow2Refcounts.FreeReason> discardPassthrough(NodeOptions options)
+            throws BlockException {
+        java.util.Set<Qcow2Refcounts.FreeReason> s = java.util.EnumSet.of(Qcow2Refcounts.FreeReason.ALWAYS);
+        if (options.takeBool("pass-discard-request").orElse(true)) {
+            s.add(Qcow2Refcounts.FreeReason.REQUEST);
+        }
+        if (options.takeBool("pass-discard-snapshot").orElse(true)) {
+            s.add(Qcow2Refcounts.FreeReason.SNAPSHOT);
+        }
+        if (options.takeBool("pass-discard-other").orElse(false)) {
+            s.add(Qcow2Refcounts.FreeReason.OTHER);
+        }
+        return s;
     }
 
     /**

@@ -183,7 +183,7 @@ public final class Qcow2InternalSnapshots {
             Qcow2SnapshotRefcounts walker = new Qcow2SnapshotRefcounts(g, file, map, refcounts);
             walker.release(l1);
             if (sn.l1Size() > 0) {
-                refcounts.free(sn.l1TableOffset(), sn.l1Size() * 8L);
+                refcounts.free(sn.l1TableOffset(), sn.l1Size() * 8L, Qcow2Refcounts.FreeReason.SNAPSHOT);
             }
             walker.update(map.l1Offset(), map.l1Size(), 0);
             flushMetadata();
@@ -342,7 +342,7 @@ public final class Qcow2InternalSnapshots {
         long oldBytes = tableBytes(oldOffset, node.snapshots().size());
         node.snapshotsChanged(List.copyOf(table), offset);
         if (oldBytes > 0) {
-            refcounts.free(oldOffset, oldBytes);
+            refcounts.free(oldOffset, oldBytes, Qcow2Refcounts.FreeReason.SNAPSHOT);
         }
     }
 

@@ -19,6 +19,9 @@ import java.nio.ByteBuffer;
  * rewritten whole at the end, the active one entry by entry.
  */
 final class Qcow2SnapshotRefcounts {
+    /** What snapshots free is discarded in the file as QEMU's pass-discard-snapshot says (on by default). */
+    private static final Qcow2Refcounts.FreeReason SNAPSHOT = Qcow2Refcounts.FreeReason.SNAPSHOT;
+
     private final Qcow2Geometry g;
     private final BlockNode file;
     private final Qcow2ClusterMap map;
@@ -56,13 +59,13 @@ final class Qcow2SnapshotRefcounts {
                 if ((entry & Qcow2L2Entry.COMPRESSED) != 0) {
                     if (addend != 0) {
                         refcounts.update(Qcow2L2Entry.compressedOffset(entry, g.clusterBits()),
-                                Qcow2L2Entry.compressedSize(entry, g.clusterBits()), addend);
+                                Qcow2L2Entry.compressedSize(entry, g.clusterBits()), addend, SNAPSHOT);
                     }
                 } else {
                     long host = entry & Qcow2L2Entry.OFFSET_MASK;
                     if (host != 0) {
                         if (addend != 0) {
-                            refcounts.update(host, g.clusterSize(), addend);
+                            refcounts.update(host, g.clusterSize(), addend, SNAPSHOT);
                         }
                         updated = refcounts.refcount(host) == 1 ? entry | Qcow2L2Entry.COPIED
                                 : entry & ~Qcow2L2Entry.COPIED;
@@ -75,7 +78,7 @@ final class Qcow2SnapshotRefcounts {
             }
             map.trim();
             if (addend != 0) {
-                refcounts.update(l2, g.clusterSize(), addend);
+                refcounts.update(l2, g.clusterSize(), addend, SNAPSHOT);
             }
             long l1Entry = refcounts.refcount(l2) == 1 ? l1[i] | Qcow2L2Entry.COPIED : l1[i] & ~Qcow2L2Entry.COPIED;
             if (l1Entry != l1[i]) {
@@ -114,14 +117,14 @@ final class Qcow2SnapshotRefcounts {
                 long entry = slot.entry();
                 if ((entry & Qcow2L2Entry.COMPRESSED) != 0) {
                     refcounts.update(Qcow2L2Entry.compressedOffset(entry, g.clusterBits()),
-                            Qcow2L2Entry.compressedSize(entry, g.clusterBits()), -1);
+                            Qcow2L2Entry.compressedSize(entry, g.clusterBits()), -1, SNAPSHOT);
                     continue;
                 }
                 long host = entry & Qcow2L2Entry.OFFSET_MASK;
                 if (host == 0) {
                     continue;
                 }
-                refcounts.update(host, g.clusterSize(), -1);
+                refcounts.update(host, g.clusterSize(), -1, SNAPSHOT);
                 long updated = refcounts.refcount(host) == 1 ? entry | Qcow2L2Entry.COPIED
                         : entry & ~Qcow2L2Entry.COPIED;
                 if (updated != entry) {
@@ -130,7 +133,7 @@ final class Qcow2SnapshotRefcounts {
                 }
             }
             map.trim();
-            refcounts.update(l2, g.clusterSize(), -1);
+            refcounts.update(l2, g.clusterSize(), -1, SNAPSHOT);
             if (refcounts.refcount(l2) == 0) {
                 map.forget(l2);
             }
