@@ -65,6 +65,9 @@ final class Qcow2Limits {
         if (snapshots > 0) {
             table(h.snapshotsOffset(), snapshots * SNAPSHOT_HEADER_SIZE, cs, fileLength,
                     "Snapshot table offset invalid");
+        } else if (!checkMode) {
+            // QEMU validates the offset even with no snapshots (not its end: an empty table has none).
+            table(h.snapshotsOffset(), 0, cs, Long.MAX_VALUE, "Snapshot table offset invalid");
         }
 
         long l1Size = Integer.toUnsignedLong(h.l1Size());

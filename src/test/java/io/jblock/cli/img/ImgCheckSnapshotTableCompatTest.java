@@ -237,6 +237,15 @@ class ImgCheckSnapshotTableCompatTest {
     }
 
     @Test
+    void anUnalignedOffsetIsRefusedEvenWithoutSnapshots() throws Exception {
+        Path img = withSnapshots("compat=1.1");
+        try (Qcow2Surgery s = new Qcow2Surgery(img)) {
+            s.put64(64, 0x1234);
+        }
+        compareCheckAndRepair(img, false);
+    }
+
+    @Test
     void unknownExtraDataIsCarriedOverWhenTheTableIsWrittenAgain() throws Exception {
         Path img = withSnapshots("compat=1.1", "sn0", "sn1");
         byte[] important = "very important data".getBytes(StandardCharsets.US_ASCII);
