@@ -19,6 +19,15 @@ public interface OpenContext {
      */
     java.util.Map<String, String> jsonOptions(String jsonName) throws BlockException;
 
+    /**
+     * Whether the graph is opened to be checked (QEMU's BDRV_O_CHECK, as
+     * qemu-img check opens): formats then leave what the check reads and
+     * repairs itself (a qcow2 snapshot table) instead of refusing it.
+     */
+    default boolean checkMode() {
+        return false;
+    }
+
     /** The engine for {@code aio=}; fails with QEMU's message where the engine cannot run here. */
     IoEngine engine(AioMode mode) throws BlockException;
 }

@@ -45,6 +45,8 @@ public final class DriveConfig {
     public ImageUse use = ImageUse.DEFAULT;
     /** Whether a format may be guessed from the contents when none is given. */
     public boolean allowProbe = true;
+    /** Opened to be checked, as qemu-img check opens (BDRV_O_CHECK): see {@code OpenContext#checkMode}. */
+    public boolean check;
     /** Receives QEMU's warnings (probing guessed raw, short-form booleans); the tool decides where they go. */
     public Consumer<String> warnings = w -> { };
 

@@ -50,7 +50,7 @@ public final class DriveOpener {
         }
         NodeSettings rootDefaults = new NodeSettings(NodeSettings.autoName(), c.readOnly || c.snapshot,
                 c.cache.direct(), c.cache.noFlush(), c.discard);
-        graph.defaultAio(c.aio).allowProbe(c.allowProbe).warnings(c.warnings).use(c.use);
+        graph.defaultAio(c.aio).allowProbe(c.allowProbe).warnings(c.warnings).use(c.use).checkMode(c.check);
         BlockNode node = graph.open(c.filename, o, rootDefaults);
         try {
             DetectZeroes dz = c.detectZeroes != DetectZeroes.OFF ? c.detectZeroes : graph.rootDetectZeroes();

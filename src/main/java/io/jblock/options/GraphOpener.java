@@ -83,6 +83,8 @@ public final class GraphOpener implements OpenContext {
     private final Set<String> forceShared = new HashSet<>();
     /** What the tool does with the root, for the image locks. */
     private ImageUse use = ImageUse.DEFAULT;
+    /** The graph is opened for a check (BDRV_O_CHECK). */
+    private boolean checkMode;
 
     /** Chooses the engine for an aio mode; tests swap in an instrumented one. */
     @FunctionalInterface
@@ -140,6 +142,17 @@ public final class GraphOpener implements OpenContext {
     public GraphOpener use(ImageUse use) {
         this.use = java.util.Objects.requireNonNull(use, "use");
         return this;
+    }
+
+    /** Whether the graphs opened next are opened to be checked (see {@link OpenContext#checkMode}). */
+    public GraphOpener checkMode(boolean check) {
+        this.checkMode = check;
+        return this;
+    }
+
+    @Override
+    public boolean checkMode() {
+        return checkMode;
     }
 
     /** Where QEMU's warning about probed raw images goes. */

@@ -2,6 +2,7 @@ package io.jblock.cli.img;
 
 import io.jblock.block.BlockException;
 import io.jblock.block.BlockNode;
+import io.jblock.block.DiscardMode;
 import io.jblock.format.qcow2.Qcow2Check;
 import io.jblock.format.qcow2.Qcow2CheckResult;
 import io.jblock.options.CacheModes;
@@ -89,7 +90,8 @@ final class CheckCommand implements ImgCommand {
         String format;
         java.nio.file.Path hostFile;
         Qcow2CheckResult result;
-        try (ImageOpener.Opened image = ImageOpener.open(ctx, request)) {
+        // As qemu-img opens for a check (BDRV_O_CHECK): a damaged snapshot table is the check's to report.
+        try (ImageOpener.Opened image = ImageOpener.open(ctx, request, config -> config.check = true)) {
             BlockNode root = image.drive().root();
             format = root.info().formatName();
             if (!root.driverName().equals("qcow2")) {
@@ -113,7 +115,8 @@ final class CheckCommand implements ImgCommand {
             throw ctx.fail("jblock can repair only an image in a host file");
         }
         ImageOpener.Request rw = new ImageOpener.Request("file:" + hostFile, "file", false, false, forceShare);
-        try (ImageOpener.Opened image = ImageOpener.open(ctx, rw)) {
+        // Discards pass to the file, as below a format in QEMU: what the repair frees is given back.
+        try (ImageOpener.Opened image = ImageOpener.open(ctx, rw, config -> config.discard = DiscardMode.UNMAP)) {
             BlockNode file = image.drive().root();
             result = check(ctx, file, repair);
             if (result.failure() == null && (result.corruptionsFixed() != 0 || result.leaksFixed() != 0)) {
@@ -155,7 +158,8 @@ final class CheckCommand implements ImgCommand {
     /** One check, its findings printed to stderr as QEMU prints them (unprefixed). */
     private static Qcow2CheckResult check(ImgContext ctx, BlockNode file, Qcow2Check.Repair repair)
             throws BlockException {
-        Qcow2CheckResult r = Qcow2Check.run(file, repair, line -> ctx.err().print(line + "\n"));
+        Qcow2CheckResult r = Qcow2Check.run(file, repair, line -> ctx.err().print(
+                (line.startsWith(Qcow2Check.ERROR_REPORT) ? ctx.prog() + ": " + line.substring(1) : line) + "\n"));
         ctx.err().flush();
         return r;
     }

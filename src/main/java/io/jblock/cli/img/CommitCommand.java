@@ -203,12 +203,8 @@ final class CommitCommand implements ImgCommand {
         long size = top.length();
         long baseSize = base.length();
         if (baseSize < size) {
+            // Over a longer backing file, the truncate zeroes the grown part itself (as QEMU's bdrv_co_truncate).
             base.truncate(size, false, Prealloc.OFF);
-            BlockNode below = base.child("backing");
-            if (below != null && below.length() > baseSize) {
-                // As QEMU's bdrv_co_truncate: the grown part must not show the longer backing file's data.
-                base.writeZeroes(baseSize, size - baseSize, 0);
-            }
         }
         RateLimit limit = rate > 0 ? new RateLimit(rate) : null;
         ByteBuffer buf = ByteBuffer.allocate(CHUNK);

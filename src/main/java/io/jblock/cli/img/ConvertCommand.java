@@ -381,6 +381,9 @@ final class ConvertCommand implements ImgCommand {
             } catch (ConvertJob.Failed e) {
                 return 1;
             }
+            if (a.compressed) {
+                alignFileEnd(out);
+            }
             if (defaultCache) {
                 DurableFlush.flush(out);
             }
@@ -388,6 +391,22 @@ final class ConvertCommand implements ImgCommand {
         } catch (BlockException e) {
             throw ctx.fail(outFilename + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * qemu-img convert -c ends with an empty compressed write, which makes
+     * qcow2 extend its file to a whole number of 512-byte sectors ("to ease
+     * reading with sector based I/Os"): compressed clusters end anywhere, and
+     * the last one would leave the file's length unaligned.
+     */
+    private static void alignFileEnd(BlockNode target) throws BlockException {
+        BlockNode file = target.driverName().equals("qcow2") ? target.child("file") : null;
+        if (file == null) {
+            return;
+        }
+        // As QEMU: a truncate to the length the file reports, which counts whole sectors.
+        long aligned = (file.length() + SECTOR - 1) / SECTOR * SECTOR;
+        file.truncate(aligned, false, io.jblock.block.Prealloc.OFF);
     }
 
     /**

@@ -87,42 +87,76 @@ public final class Qcow2Check {
     }
 
     /**
+     * A line that starts with this goes through QEMU's error_report: the
+     * tool prints its name and ": " in its place. Other lines are printed
+     * as they are.
+     */
+    public static final String ERROR_REPORT = "\u0001";
+
+    /**
      * Checks (and with {@code repair}, repairs) the qcow2 image in {@code file},
-     * reading its header, L1 table and snapshot table first with the checks
-     * the driver makes at open. {@code file} must be writable to repair.
+     * reading its header and L1 table first with the checks the driver makes
+     * at a check-mode open (the snapshot table is the check's to read).
+     * {@code file} must be writable to repair.
      */
     public static Qcow2CheckResult run(BlockNode file, Repair repair, Consumer<String> report)
             throws BlockException {
         long fileLength = file.length();
         Qcow2Header h = Qcow2Header.decode(read(file, 0, 112));
         Qcow2Extensions ext = Qcow2Extensions.decode(h, read(file, 0, (int) h.clusterSize()));
-        Qcow2Limits.check(h, fileLength);
+        Qcow2Limits.check(h, fileLength, true);
         ByteBuffer l1Bytes = read(file, h.l1TableOffset(), h.l1Size() * 8);
         long[] l1 = new long[h.l1Size()];
         l1Bytes.asLongBuffer().get(l1);
-        List<Qcow2Snapshots.Snapshot> snapshots = Qcow2Snapshots.read(file, fileLength, h);
-        return check(file, h, ext, l1, snapshots, repair, report);
+        return check(file, h, ext, l1, repair, report);
     }
 
     /**
      * Checks the image the driver opened: its header, extensions, active L1
-     * table (updated in place when COPIED flags are repaired) and snapshots.
+     * table (updated in place when COPIED flags are repaired); the snapshot
+     * table is read here, as QEMU's qcow2_co_check_locked reads it: first
+     * the table ({@link Qcow2CheckSnapshotTable}), then the refcounts, then
+     * the table's own repair.
      */
     static Qcow2CheckResult check(BlockNode file, Qcow2Header h, Qcow2Extensions ext, long[] l1,
-                                  List<Qcow2Snapshots.Snapshot> snapshots, Repair repair,
-                                  Consumer<String> report) throws BlockException {
+                                  Repair repair, Consumer<String> report) throws BlockException {
         if (repair.any() && file.isReadOnly()) {
             throw new BlockException(Errno.EROFS, "the image must be opened read-write to repair it");
         }
         Qcow2CheckResult res = new Qcow2CheckResult();
-        try {
-            new Qcow2Check(new Qcow2CheckImage(file, h, ext, l1, snapshots, report)).checkRefcounts(res, repair);
-        } catch (Qcow2CheckFailed f) {
-            res.failure = f.errno;
+        Qcow2CheckResult snapshotRes = new Qcow2CheckResult();
+        Qcow2CheckSnapshotTable.Read table = Qcow2CheckSnapshotTable.read(file, h, repair.errors, report,
+                snapshotRes);
+        if (table == null) {
+            res.add(snapshotRes);
+            res.failure = snapshotRes.failure;
             return res;
         }
+        if (snapshotRes.corruptionsFixed != 0) {
+            h = Qcow2Header.decode(read(file, 0, 112)); // the snapshot count went down
+        }
+        try {
+            new Qcow2Check(new Qcow2CheckImage(file, h, ext, l1, table.snapshots(), report))
+                    .checkRefcounts(res, repair);
+        } catch (Qcow2CheckFailed f) {
+            res.failure = f.errno;
+            snapshotRes.corruptions += table.pendingCorruptions();
+            res.add(snapshotRes);
+            return res;
+        }
+        snapshotRes.corruptions += table.pendingCorruptions();
+        if (snapshotRes.corruptions != 0 && repair.errors) {
+            if (!Qcow2CheckSnapshotTable.fix(file, table, report, snapshotRes)) {
+                res.add(snapshotRes);
+                res.failure = snapshotRes.failure;
+                return res;
+            }
+            snapshotRes.corruptionsFixed += snapshotRes.corruptions;
+            snapshotRes.corruptions = 0;
+        }
+        res.add(snapshotRes);
         if (repair.any() && res.checkErrors == 0 && res.corruptions == 0) {
-            markCleanAndConsistent(file, h);
+            markCleanAndConsistent(file, Qcow2Header.decode(read(file, 0, 112)));
         }
         return res;
     }
@@ -135,9 +169,8 @@ public final class Qcow2Check {
      * the dirty bit is cleared).
      */
     static Qcow2CheckResult repairDirty(BlockNode file, Qcow2Header h, Qcow2Extensions ext, long[] l1,
-                                        List<Qcow2Snapshots.Snapshot> snapshots, Consumer<String> report)
-            throws BlockException {
-        Qcow2CheckResult r = check(file, h, ext, l1, snapshots, Repair.ALL, report);
+                                        Consumer<String> report) throws BlockException {
+        Qcow2CheckResult r = check(file, h, ext, l1, Repair.ALL, report);
         if (r.failure != null || r.checkErrors != 0) {
             Errno e = r.failure != null ? r.failure : Errno.EIO;
             throw new BlockException(e, "Could not repair dirty image: " + e.text());
@@ -273,6 +306,9 @@ public final class Qcow2Check {
                     img.guardWrite(java.util.EnumSet.of(Qcow2CheckOverlap.Kind.REFCOUNT_BLOCK), stored.blockOffset(i),
                             clusterSize);
                     stored.set(i, refcount2);
+                    if (fixLeak && refcount2 == 0) {
+                        discardFreed(i);
+                    }
                     if (fixLeak) {
                         res.leaksFixed++;
                     } else {
@@ -292,6 +328,19 @@ public final class Qcow2Check {
         return highest;
     }
 
+
+    /**
+     * A leaked cluster the repair freed is discarded in the file, as QEMU's
+     * repair frees it (update_refcount with QCOW2_DISCARD_ALWAYS): nothing
+     * references it. Discarding is optional; a failure is ignored.
+     */
+    private void discardFreed(long cluster) {
+        try {
+            file.discard(cluster << clusterBits, clusterSize);
+        } catch (BlockException ignored) {
+            // the cluster is free either way
+        }
+    }
 
     /** C's {@code %#x}: "0x" and lower-case hex, but plain "0" for zero. */
     static String hashHex(long v) {

@@ -87,6 +87,15 @@ public final class Qcow2CheckResult {
         return c;
     }
 
+    /** QEMU's qcow2_add_check_result without the allocation figures: the counts of another part of the check. */
+    void add(Qcow2CheckResult o) {
+        checkErrors += o.checkErrors;
+        corruptions += o.corruptions;
+        leaks += o.leaks;
+        corruptionsFixed += o.corruptionsFixed;
+        leaksFixed += o.leaksFixed;
+    }
+
     void setTo(Qcow2CheckResult o) {
         checkErrors = o.checkErrors;
         corruptions = o.corruptions;

@@ -69,6 +69,7 @@ public final class Qcow2Driver implements BlockDriver {
         if (file == null) {
             throw new BlockException(Errno.EINVAL, "A block device must be specified for \"file\"");
         }
+        java.util.Set<Qcow2Refcounts.FreeReason> discards = discardPassthrough(options);
         BlockNode dataFile = null;
         BlockNode backing = null;
         try (AutoCloseable ignored = Qcow2Children.enter(file)) {
@@ -77,19 +78,24 @@ public final class Qcow2Driver implements BlockDriver {
             ByteBuffer first = readZeroPadded(file, fileLength, 0, (int) h.clusterSize());
             Qcow2Extensions ext = Qcow2Extensions.decode(h, first);
             checkFeatures(h, ext);
-            Qcow2Limits.check(h, fileLength);
+            // qemu-img check opens with BDRV_O_CHECK: the snapshot table is then the check's to read (and
+            // repair), a corrupt image may be opened read-write to be repaired, and a dirty one is not
+            // repaired at open (the check does it).
+            boolean checkMode = context.checkMode();
+            Qcow2Limits.check(h, fileLength, checkMode);
             if (!settings.readOnly()) {
-                checkWritable(h, ext, file);
+                checkWritable(h, ext, file, checkMode);
             }
             String backingName = Qcow2Children.backingName(h, first);
             long[] l1 = readL1(file, h);
-            List<Qcow2Snapshots.Snapshot> snapshots = Qcow2Snapshots.read(file, fileLength, h);
-            if (!settings.readOnly() && h.isDirty()) {
+            List<Qcow2Snapshots.Snapshot> snapshots = checkMode ? List.of() : Qcow2Snapshots.read(file, fileLength, h);
+            if (!settings.readOnly() && h.isDirty() && !checkMode) {
                 // QEMU's qcow2_do_open: a dirty image (lazy refcounts, not closed cleanly) opened for
                 // writing is checked and repaired first; the check's lines go to stderr as QEMU's do.
                 // A read-only open reads it as it is. The repair may move the refcount table and
                 // clears the dirty bit, so everything read from the header is read again.
-                Qcow2Check.repairDirty(file, h, ext, l1, snapshots, line -> System.err.println(line));
+                Qcow2Check.repairDirty(file, h, ext, l1,
+                        line -> System.err.println(line.replace(Qcow2Check.ERROR_REPORT, "")));
                 fileLength = file.length();
                 h = Qcow2Header.decode(readZeroPadded(file, fileLength, 0, KNOWN_HEADER_BYTES));
                 first = readZeroPadded(file, fileLength, 0, (int) h.clusterSize());
@@ -100,7 +106,9 @@ public final class Qcow2Driver implements BlockDriver {
             dataFile = Qcow2Children.openDataFile(h, ext, file, options, settings, context);
             backing = Qcow2Children.openBacking(backingName, ext.backingFormat(), file, options, settings,
                     context, policy);
-            return new Qcow2Node(settings, h, ext, file, fileLength, l1, snapshots, dataFile, backing);
+            Qcow2Node node = new Qcow2Node(settings, h, ext, file, fileLength, l1, snapshots, dataFile, backing);
+            node.setDiscardPassthrough(discards);
+            return node;
         } catch (Exception e) {
             closeQuietly(backing);
             closeQuietly(dataFile);
@@ -116,13 +124,36 @@ public final class Qcow2Driver implements BlockDriver {
     }
 
     /**
+     * QEMU's pass-discard-request, pass-discard-snapshot and pass-discard-other:
+     * whether clusters freed by a guest's discard, by snapshot changes, or
+     * otherwise, are discarded in the file. Defaults as QEMU 7.2: snapshot on,
+     * other off; jblock's guest discards follow discard= unless
+     * pass-discard-request says otherwise.
+     */
+    private static java.util.Set<Qcow2Refcounts.FreeReason> discardPassthrough(NodeOptions options)
+            throws BlockException {
+        java.util.Set<Qcow2Refcounts.FreeReason> s = java.util.EnumSet.of(Qcow2Refcounts.FreeReason.ALWAYS);
+        if (options.takeBool("pass-discard-request").orElse(true)) {
+            s.add(Qcow2Refcounts.FreeReason.REQUEST);
+        }
+        if (options.takeBool("pass-discard-snapshot").orElse(true)) {
+            s.add(Qcow2Refcounts.FreeReason.SNAPSHOT);
+        }
+        if (options.takeBool("pass-discard-other").orElse(false)) {
+            s.add(Qcow2Refcounts.FreeReason.OTHER);
+        }
+        return s;
+    }
+
+    /**
      * What a read-write open refuses (QEMU's messages where QEMU refuses too),
      * and the header change it makes: autoclear bits jblock does not maintain
      * are cleared, as docs/interop/qcow2.txt asks of a writer that does not
      * know them.
      */
-    private static void checkWritable(Qcow2Header h, Qcow2Extensions ext, BlockNode file) throws BlockException {
-        if (h.isCorrupt()) {
+    private static void checkWritable(Qcow2Header h, Qcow2Extensions ext, BlockNode file, boolean checkMode)
+            throws BlockException {
+        if (h.isCorrupt() && !checkMode) {
             throw new BlockException(Errno.EACCES, "qcow2: Image is corrupt; cannot be opened read/write");
         }
         if ((h.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) != 0 && ext.bitmaps() != null) {

@@ -183,7 +183,7 @@ public final class Qcow2InternalSnapshots {
             Qcow2SnapshotRefcounts walker = new Qcow2SnapshotRefcounts(g, file, map, refcounts);
             walker.release(l1);
             if (sn.l1Size() > 0) {
-                refcounts.free(sn.l1TableOffset(), sn.l1Size() * 8L);
+                refcounts.free(sn.l1TableOffset(), sn.l1Size() * 8L, Qcow2Refcounts.FreeReason.SNAPSHOT);
             }
             walker.update(map.l1Offset(), map.l1Size(), 0);
             flushMetadata();
@@ -288,6 +288,19 @@ public final class Qcow2InternalSnapshots {
         return l1;
     }
 
+    /**
+     * Writes the table anew as it is held (qcow2_write_snapshots), for a
+     * check that repaired entries read from a damaged table.
+     */
+    void rewriteTable() throws BlockException {
+        meta.lock();
+        try {
+            writeTable(node.snapshots());
+        } finally {
+            meta.unlock();
+        }
+    }
+
     /** How many bytes the table on disk takes (its entries' extra data may be of any size QEMU accepts). */
     private long tableBytes(long offset, int count) throws BlockException {
         long at = offset;
@@ -308,9 +321,7 @@ public final class Qcow2InternalSnapshots {
         List<Qcow2Snapshots.Snapshot> complete = new ArrayList<>();
         for (Qcow2Snapshots.Snapshot s : table) {
             // An entry without disk_size (old v2 images) gets the current size, as QEMU gives it at open.
-            complete.add(s.diskSize() >= 0 ? s : new Qcow2Snapshots.Snapshot(s.id(), s.name(), s.l1TableOffset(),
-                    s.l1Size(), s.dateSeconds(), s.dateNanos(), s.vmClockNanos(), s.vmStateSize(), node.length(),
-                    s.icount()));
+            complete.add(s.diskSize() >= 0 ? s : s.withDiskSize(node.length()));
         }
         table = complete;
         ByteBuffer bytes = encode(table);
@@ -331,11 +342,15 @@ public final class Qcow2InternalSnapshots {
         long oldBytes = tableBytes(oldOffset, node.snapshots().size());
         node.snapshotsChanged(List.copyOf(table), offset);
         if (oldBytes > 0) {
-            refcounts.free(oldOffset, oldBytes);
+            refcounts.free(oldOffset, oldBytes, Qcow2Refcounts.FreeReason.SNAPSHOT);
         }
     }
 
-    /** The table as QEMU writes it (layout in {@link Qcow2Snapshots}), entries padded to 8 bytes. */
+    /**
+     * The table as QEMU writes it (layout in {@link Qcow2Snapshots}), entries
+     * padded to 8 bytes: the 24 bytes of extra data QEMU 7.2 knows, then any
+     * it does not know, carried over from the entry as read.
+     */
     static ByteBuffer encode(List<Qcow2Snapshots.Snapshot> table) throws BlockException {
         long size = 0;
         List<byte[][]> texts = new ArrayList<>();
@@ -344,7 +359,7 @@ public final class Qcow2InternalSnapshots {
             byte[] name = s.name().getBytes(StandardCharsets.UTF_8);
             texts.add(new byte[][] {id, name});
             size = (size + 7) & ~7L;
-            size += 40 + EXTRA + id.length + name.length;
+            size += 40 + EXTRA + s.unknownExtra().length + id.length + name.length;
         }
         if (size > Qcow2Snapshots.MAX_TABLE_BYTES) {
             throw new BlockException(Errno.EFBIG, "Snapshot table too large");
@@ -363,14 +378,18 @@ public final class Qcow2InternalSnapshots {
             b.putInt(at + 16, (int) s.dateSeconds());
             b.putInt(at + 20, s.dateNanos());
             b.putLong(at + 24, s.vmClockNanos());
-            b.putInt(at + 32, (int) s.vmStateSize());
-            b.putInt(at + 36, EXTRA);
+            // A state over 4 GiB reads as none to an older reader, rather than as a cut size (as QEMU writes it).
+            b.putInt(at + 32, s.vmStateSize() <= 0xffffffffL ? (int) s.vmStateSize() : 0);
+            byte[] unknown = s.unknownExtra();
+            b.putInt(at + 36, EXTRA + unknown.length);
             b.putLong(at + 40, s.vmStateSize());
             b.putLong(at + 48, s.diskSize());
             b.putLong(at + 56, s.icount());
-            b.put(at + 64, id);
-            b.put(at + 64 + id.length, name);
-            at += 64 + id.length + name.length;
+            b.put(at + 64, unknown);
+            int idAt = at + 64 + unknown.length;
+            b.put(idAt, id);
+            b.put(idAt + id.length, name);
+            at = idAt + id.length + name.length;
         }
         return b.clear();
     }

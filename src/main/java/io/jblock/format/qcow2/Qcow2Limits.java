@@ -26,6 +26,15 @@ final class Qcow2Limits {
     static final int MAX_CHAIN_DEPTH = 64;
 
     static void check(Qcow2Header h, long fileLength) throws BlockException {
+        check(h, fileLength, false);
+    }
+
+    /**
+     * As QEMU's qcow2_do_open checks the header; {@code checkMode} is its
+     * BDRV_O_CHECK (qemu-img check), which leaves the snapshot table to the
+     * check, so that a damaged one can be reported and repaired.
+     */
+    static void check(Qcow2Header h, long fileLength, boolean checkMode) throws BlockException {
         Qcow2Geometry g = Qcow2Geometry.of(h);
         long cs = h.clusterSize();
         if (h.hasExtendedL2() && g.subclusterSize() < 512) {
@@ -47,12 +56,18 @@ final class Qcow2Limits {
         table(h.refcountTableOffset(), refBytes, cs, fileLength, "Reference count table offset invalid");
 
         long snapshots = Integer.toUnsignedLong(h.snapshotCount());
+        if (checkMode) {
+            snapshots = 0;
+        }
         if (snapshots > MAX_SNAPSHOTS) {
             throw new BlockException.Corrupt("Snapshot table too large");
         }
         if (snapshots > 0) {
             table(h.snapshotsOffset(), snapshots * SNAPSHOT_HEADER_SIZE, cs, fileLength,
                     "Snapshot table offset invalid");
+        } else if (!checkMode) {
+            // QEMU validates the offset even with no snapshots (not its end: an empty table has none).
+            table(h.snapshotsOffset(), 0, cs, Long.MAX_VALUE, "Snapshot table offset invalid");
         }
 
         long l1Size = Integer.toUnsignedLong(h.l1Size());

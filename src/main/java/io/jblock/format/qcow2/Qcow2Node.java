@@ -101,6 +101,14 @@ public final class Qcow2Node extends BlockNode {
         }
     }
 
+    /**
+     * Which freed clusters are discarded in the file (QEMU's pass-discard-*
+     * options): see {@link Qcow2Refcounts.FreeReason}.
+     */
+    void setDiscardPassthrough(java.util.Set<Qcow2Refcounts.FreeReason> reasons) {
+        refcounts.setDiscardPassthrough(reasons);
+    }
+
     /** The internal snapshots, in table order. */
     List<Qcow2Snapshots.Snapshot> snapshots() {
         return snapshots;

@@ -64,6 +64,27 @@ final class Qcow2Refcounts {
     /** Checks a newly allocated range against the image's other metadata before it is used. */
     private OverlapCheck overlapCheck = (offset, length, what) -> { };
 
+    /**
+     * Why clusters are freed, for the discard passthrough (QEMU's
+     * Qcow2DiscardType): a cluster whose count drops to 0 is discarded in the
+     * file when its reason passes. {@code NEVER} (the default of
+     * {@link #update}) never does; the others are what the node's
+     * pass-discard-* options (and their defaults) let through.
+     */
+    enum FreeReason { NEVER, ALWAYS, REQUEST, SNAPSHOT, OTHER }
+
+    /** The reasons that discard: QEMU's defaults for an image opened without discard=unmap. */
+    private java.util.Set<FreeReason> passthrough = java.util.EnumSet.of(FreeReason.ALWAYS, FreeReason.SNAPSHOT);
+    /**
+     * Freed byte ranges waiting to be discarded, start to end, merged. They
+     * are discarded once the refcount blocks saying so are written (see
+     * {@link #flush}), and taken out again when their clusters are allocated
+     * before that, so a discard never hits a cluster in use.
+     */
+    private final java.util.TreeMap<Long, Long> pendingDiscards = new java.util.TreeMap<>();
+    /** Past this many ranges, the refcount blocks are written and the ranges discarded at once (bounded memory). */
+    private static final int MAX_PENDING_DISCARDS = 4096;
+
     private static final class Block {
         final byte[] data;
         boolean dirty;
@@ -88,6 +109,18 @@ final class Qcow2Refcounts {
         this.tableOffset = h.refcountTableOffset();
         this.tableEntries = Integer.toUnsignedLong(h.refcountTableClusters()) << (clusterBits - 3);
         this.capacity = Math.max(4, CACHE_BYTES >>> clusterBits);
+    }
+
+    /** The free reasons whose freed clusters are discarded in the file (the node's pass-discard-* options). */
+    void setDiscardPassthrough(java.util.Set<FreeReason> reasons) {
+        this.passthrough = java.util.EnumSet.noneOf(FreeReason.class);
+        this.passthrough.addAll(reasons);
+        this.passthrough.add(FreeReason.ALWAYS);
+        this.passthrough.remove(FreeReason.NEVER);
+    }
+
+    boolean passesDiscard(FreeReason reason) {
+        return passthrough.contains(reason);
     }
 
     void setOverlapCheck(OverlapCheck check) {
@@ -273,11 +306,75 @@ final class Qcow2Refcounts {
         b.dirty = false;
     }
 
-    /** Writes every dirty block to the file (step one of a flush, and before any L2 or L1 write). */
+    /**
+     * Writes every dirty block to the file (step one of a flush, and before
+     * any L2 or L1 write), then discards the clusters freed since (their
+     * zero counts are in the file now).
+     */
     void flush() throws BlockException {
         for (Map.Entry<Long, Block> e : cache.entrySet()) {
             if (e.getValue().dirty) {
                 writeBlock(e.getKey(), e.getValue());
+            }
+        }
+        processDiscards();
+    }
+
+    /**
+     * Discards the pending freed ranges. As QEMU's qcow2_process_discards,
+     * a failed discard is ignored: discarding only gives space back, the
+     * clusters are free either way.
+     */
+    private void processDiscards() {
+        while (!pendingDiscards.isEmpty()) {
+            Map.Entry<Long, Long> r = pendingDiscards.pollFirstEntry();
+            try {
+                file.discard(r.getKey(), r.getValue() - r.getKey());
+            } catch (BlockException ignored) {
+                // optional, see above
+            }
+        }
+    }
+
+    /** Queues {@code [start, end)} for discard, merged with its neighbours. */
+    private void queueDiscard(long start, long end) throws BlockException {
+        Map.Entry<Long, Long> before = pendingDiscards.floorEntry(start);
+        if (before != null && before.getValue() >= start) {
+            start = before.getKey();
+            end = Math.max(end, before.getValue());
+            pendingDiscards.remove(before.getKey());
+        }
+        Long after = pendingDiscards.get(end);
+        if (after != null) {
+            pendingDiscards.remove(end);
+            end = after;
+        }
+        pendingDiscards.put(start, end);
+        if (pendingDiscards.size() > MAX_PENDING_DISCARDS) {
+            flush();
+        }
+    }
+
+    /** Takes {@code [start, end)} out of the pending discards: those clusters are being allocated. */
+    private void unqueueDiscard(long start, long end) {
+        if (pendingDiscards.isEmpty()) {
+            return;
+        }
+        Map.Entry<Long, Long> first = pendingDiscards.floorEntry(start);
+        long from = first != null ? first.getKey() : start;
+        for (Map.Entry<Long, Long> r : new java.util.ArrayList<>(pendingDiscards.subMap(from, true, end, false)
+                .entrySet())) {
+            long rs = r.getKey();
+            long re = r.getValue();
+            if (re <= start || rs >= end) {
+                continue;
+            }
+            pendingDiscards.remove(rs);
+            if (rs < start) {
+                pendingDiscards.put(rs, start);
+            }
+            if (re > end) {
+                pendingDiscards.put(end, re);
             }
         }
     }
@@ -295,6 +392,27 @@ final class Qcow2Refcounts {
 
     /** Adds {@code delta} to the count of each host cluster in {@code [offset, offset + length)}. */
     void update(long offset, long length, long delta) throws BlockException {
+        update(offset, length, delta, FreeReason.NEVER);
+    }
+
+    /**
+     * As {@link #update(long, long, long)}; a cluster whose count drops to 0
+     * is discarded in the file when {@code reason} passes (QEMU's
+     * update_refcount with its discard type). A count that grows takes its
+     * cluster out of the pending discards.
+     */
+    void update(long offset, long length, long delta, FreeReason reason) throws BlockException {
+        if (length <= 0) {
+            return;
+        }
+        if (delta > 0) {
+            long cs = clusterSize();
+            unqueueDiscard(offset & -cs, ((offset + length - 1) & -cs) + cs);
+        }
+        updateCounts(offset, length, delta, delta < 0 && passthrough.contains(reason));
+    }
+
+    private void updateCounts(long offset, long length, long delta, boolean discardFreed) throws BlockException {
         if (delta < 0) {
             decreased = true;
         }
@@ -321,6 +439,9 @@ final class Qcow2Refcounts {
             }
             write(b.data, index, v);
             b.dirty = true;
+            if (v == 0 && discardFreed) {
+                queueDiscard(c << clusterBits, (c + 1) << clusterBits);
+            }
             if (v == 0) {
                 if (c < freeHint) {
                     freeHint = c;
@@ -337,8 +458,13 @@ final class Qcow2Refcounts {
 
     /** Frees host clusters: their counts drop by one. The caller has written every L2 entry that referenced them. */
     void free(long offset, long length) throws BlockException {
+        free(offset, length, FreeReason.NEVER);
+    }
+
+    /** As {@link #free(long, long)}, discarding the clusters that become free when {@code reason} passes. */
+    void free(long offset, long length, FreeReason reason) throws BlockException {
         file.debugEvent(DebugEvent.CLUSTER_FREE);
-        update(offset, length, -1);
+        update(offset, length, -1, reason);
     }
 
     /**

@@ -77,7 +77,17 @@ final class Qcow2Resize {
             } finally {
                 meta.unlock();
             }
-        } else {
+        }
+        // QEMU's bdrv_co_truncate: over a backing file longer than the old size, the new area must read as
+        // zeroes, not as the backing file's data (BDRV_REQ_ZERO_WRITE). Version 2 has no zero clusters: QEMU
+        // refuses then, and so does jblock, before changing anything.
+        BlockNode backing = node.backing();
+        boolean zeroNew = newSize > oldSize && backing != null && backing.length() > oldSize;
+        long zeroStart = (oldSize + g.subclusterSize() - 1) & -g.subclusterSize();
+        if (zeroNew && header.version() < 3 && newSize > zeroStart) {
+            throw new BlockException(Errno.ENOTSUP, "Failed to zero out new clusters: " + Errno.ENOTSUP.text());
+        }
+        if (newSize > oldSize) {
             meta.lock();
             try {
                 map.growL1(newL1Size, true);
@@ -92,6 +102,9 @@ final class Qcow2Resize {
             dataFile.truncate(newSize, false, Prealloc.OFF);
             node.dataResized(newSize);
         }
+        if (zeroNew && prealloc == Prealloc.OFF) {
+            zeroNewArea(oldSize, newSize);
+        }
         meta.lock();
         try {
             file.write(HEADER_SIZE, ByteBuffer.allocate(8).putLong(0, newSize), 0);
@@ -101,6 +114,38 @@ final class Qcow2Resize {
         }
         if (newSize > oldSize) {
             zeroTail(oldSize, Math.min(newSize, (oldSize + g.clusterSize() - 1) & -g.clusterSize()));
+        }
+    }
+
+    /** Whether every byte of {@code [from, to)} is allocated in this image (not read from a backing file). */
+    private boolean allocatedHere(long from, long to) throws BlockException {
+        for (long pos = from; pos < to; ) {
+            io.jblock.block.BlockStatus st = node.blockStatus(pos, to - pos);
+            if (st.depth() != 0) {
+                return false;
+            }
+            pos += st.length();
+        }
+        return true;
+    }
+
+    /**
+     * Zeroes {@code [oldSize, newSize)} before the header takes the new size,
+     * as QEMU zeroes it before: zero clusters (and explicit zeroes for a
+     * partial head), their L2 tables in the file first, so no crash can show
+     * the backing file's data there. The image has the new size in memory
+     * meanwhile (the zero writes stay inside it), and the old one again if
+     * they fail.
+     */
+    private void zeroNewArea(long oldSize, long newSize) throws BlockException {
+        node.sizeChanged(newSize);
+        try {
+            writes.writeZeroes(oldSize, newSize - oldSize, 0);
+            node.flushToOs();
+            file.flush();
+        } catch (BlockException e) {
+            node.sizeChanged(oldSize);
+            throw new BlockException(e.errno(), "Failed to zero out new clusters: " + e.getMessage(), e);
         }
     }
 
@@ -156,6 +201,17 @@ final class Qcow2Resize {
     private void preallocate(long from, long to, Prealloc prealloc) throws BlockException {
         long cs = g.clusterSize();
         long end = 0;
+        long head = from & -cs;
+        if (head < from && !g.externalData()) {
+            // The last cluster of the old size may be unallocated and read from the backing file: it must not
+            // become a cluster of zeroes. A write of what it reads now allocates it (with its copy-on-write);
+            // the rest of it, past the old end, is zeroed after the resize (zeroTail).
+            if (node.backing() != null && !allocatedHere(head, from)) {
+                ByteBuffer keep = ByteBuffer.allocate((int) (from - head));
+                node.read(head, keep);
+                node.write(head, keep.flip(), 0);
+            }
+        }
         for (long pos = from & -cs; pos < to; pos += cs) {
             meta.lock();
             try {

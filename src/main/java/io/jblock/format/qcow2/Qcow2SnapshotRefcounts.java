@@ -19,6 +19,9 @@ import java.nio.ByteBuffer;
  * rewritten whole at the end, the active one entry by entry.
  */
 final class Qcow2SnapshotRefcounts {
+    /** What snapshots free is discarded in the file as QEMU's pass-discard-snapshot says (on by default). */
+    private static final Qcow2Refcounts.FreeReason SNAPSHOT = Qcow2Refcounts.FreeReason.SNAPSHOT;
+
     private final Qcow2Geometry g;
     private final BlockNode file;
     private final Qcow2ClusterMap map;
@@ -31,6 +34,13 @@ final class Qcow2SnapshotRefcounts {
         this.refcounts = refcounts;
     }
 
+    /**
+     * {@code addend} more references to everything the L1 table at
+     * {@code l1Offset} reaches, then exact COPIED flags. The active table is
+     * taken from memory and its changed entries written one by one; an
+     * inactive one is read from the file and, when a flag changed, written
+     * back whole (only for addend &gt;= 0, as QEMU).
+     */
     void update(long l1Offset, int l1Size, int addend) throws BlockException {
         boolean active = l1Offset == map.l1Offset();
         long[] l1;
@@ -43,6 +53,36 @@ final class Qcow2SnapshotRefcounts {
             b.flip();
             b.asLongBuffer().get(l1);
         }
+        boolean l1Changed = walk(l1, addend, active);
+        if (l1Changed && !active && addend >= 0) {
+            refcounts.flush();
+            ByteBuffer b = ByteBuffer.allocate(l1.length * 8);
+            b.asLongBuffer().put(l1);
+            file.write(l1Offset, b, 0);
+        }
+    }
+
+    /**
+     * Drops one reference from everything an L1 table held in memory reaches
+     * (the active table apply just replaced, or a deleted snapshot's), fixing
+     * COPIED in the L2 tables that stay; the L1 entries are not written back
+     * (QEMU writes an L1 table back only for addend >= 0).
+     */
+    void release(long[] l1) throws BlockException {
+        walk(l1, -1, false);
+    }
+
+    /**
+     * The one walk: for each L2 table {@code l1} names, every entry's
+     * clusters gain {@code addend} references (compressed ones: every host
+     * cluster their bytes touch) and normal entries get exact COPIED flags;
+     * then the L2 table itself gains them. An L2 table whose count reaches 0
+     * leaves the cache, so a stale slice never outlives it; for the others
+     * the L1 entry's COPIED flag is made exact in {@code l1}, and written to
+     * the active table at once when {@code writeActive}. Returns whether an
+     * L1 entry changed.
+     */
+    private boolean walk(long[] l1, int addend, boolean writeActive) throws BlockException {
         boolean l1Changed = false;
         for (int i = 0; i < l1.length; i++) {
             long l2 = l1[i] & Qcow2L2Entry.OFFSET_MASK;
@@ -56,13 +96,13 @@ final class Qcow2SnapshotRefcounts {
                 if ((entry & Qcow2L2Entry.COMPRESSED) != 0) {
                     if (addend != 0) {
                         refcounts.update(Qcow2L2Entry.compressedOffset(entry, g.clusterBits()),
-                                Qcow2L2Entry.compressedSize(entry, g.clusterBits()), addend);
+                                Qcow2L2Entry.compressedSize(entry, g.clusterBits()), addend, SNAPSHOT);
                     }
                 } else {
                     long host = entry & Qcow2L2Entry.OFFSET_MASK;
                     if (host != 0) {
                         if (addend != 0) {
-                            refcounts.update(host, g.clusterSize(), addend);
+                            refcounts.update(host, g.clusterSize(), addend, SNAPSHOT);
                         }
                         updated = refcounts.refcount(host) == 1 ? entry | Qcow2L2Entry.COPIED
                                 : entry & ~Qcow2L2Entry.COPIED;
@@ -75,66 +115,24 @@ final class Qcow2SnapshotRefcounts {
             }
             map.trim();
             if (addend != 0) {
-                refcounts.update(l2, g.clusterSize(), addend);
+                refcounts.update(l2, g.clusterSize(), addend, SNAPSHOT);
             }
-            long l1Entry = refcounts.refcount(l2) == 1 ? l1[i] | Qcow2L2Entry.COPIED : l1[i] & ~Qcow2L2Entry.COPIED;
+            long count = refcounts.refcount(l2);
+            if (count == 0) {
+                map.forget(l2);
+                continue;
+            }
+            long l1Entry = count == 1 ? l1[i] | Qcow2L2Entry.COPIED : l1[i] & ~Qcow2L2Entry.COPIED;
             if (l1Entry != l1[i]) {
                 l1[i] = l1Entry;
                 l1Changed = true;
-                if (active) {
+                if (writeActive) {
                     map.writeDirty();
                     map.writeL1Entry(i, l1Entry);
                 }
             }
         }
         map.writeDirty();
-        if (l1Changed && !active) {
-            refcounts.flush();
-            ByteBuffer b = ByteBuffer.allocate(l1.length * 8);
-            b.asLongBuffer().put(l1);
-            file.write(l1Offset, b, 0);
-        }
-    }
-
-    /**
-     * Drops one reference from everything an L1 table held in memory reaches
-     * (the active table apply just replaced, or a deleted snapshot's), fixing
-     * COPIED in the L2 tables that stay; the L1 entries are not written back
-     * (QEMU writes an L1 table back only for addend >= 0). L2 tables whose
-     * count reaches 0 leave the cache, so a stale slice never outlives them.
-     */
-    void release(long[] l1) throws BlockException {
-        for (long l1Entry : l1) {
-            long l2 = l1Entry & Qcow2L2Entry.OFFSET_MASK;
-            if (l2 == 0) {
-                continue;
-            }
-            for (int j = 0; j < g.l2Entries(); j++) {
-                Qcow2ClusterMap.Slot slot = map.slotInTable(l2, j);
-                long entry = slot.entry();
-                if ((entry & Qcow2L2Entry.COMPRESSED) != 0) {
-                    refcounts.update(Qcow2L2Entry.compressedOffset(entry, g.clusterBits()),
-                            Qcow2L2Entry.compressedSize(entry, g.clusterBits()), -1);
-                    continue;
-                }
-                long host = entry & Qcow2L2Entry.OFFSET_MASK;
-                if (host == 0) {
-                    continue;
-                }
-                refcounts.update(host, g.clusterSize(), -1);
-                long updated = refcounts.refcount(host) == 1 ? entry | Qcow2L2Entry.COPIED
-                        : entry & ~Qcow2L2Entry.COPIED;
-                if (updated != entry) {
-                    slot = map.slotInTable(l2, j);
-                    map.set(slot, updated, slot.bitmap(g));
-                }
-            }
-            map.trim();
-            refcounts.update(l2, g.clusterSize(), -1);
-            if (refcounts.refcount(l2) == 0) {
-                map.forget(l2);
-            }
-        }
-        map.writeDirty();
+        return l1Changed;
     }
 }

@@ -244,7 +244,8 @@ final class Qcow2ZeroWrites {
             if ((entry & Qcow2L2Entry.COMPRESSED) != 0 || dataFileRaw) {
                 continue;
             }
-            if (g.externalData() || (host != 0 && refcounts.refcount(host) == 0)) {
+            if ((g.externalData() || (host != 0 && refcounts.refcount(host) == 0))
+                    && refcounts.passesDiscard(Qcow2Refcounts.FreeReason.REQUEST)) {
                 data.discard(host, g.clusterSize());
             }
         }
