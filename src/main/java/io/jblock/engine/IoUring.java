@@ -130,7 +130,7 @@ final class IoUring implements AutoCloseable {
     static final long CQE_FLAGS = 12;
 
     // ---- opcodes (enum io_uring_op)
-    /** Does nothing; submitted at close, whose completion proves the reaper is awake. */
+    /** Does nothing; used to wake the completion thread at close. */
     static final byte IORING_OP_NOP = 0;
     /** fsync(2) or, with IORING_FSYNC_DATASYNC, fdatasync(2). Linux 5.1. */
     static final byte IORING_OP_FSYNC = 3;

@@ -11,7 +11,7 @@ import java.nio.file.Path;
  *
  * <p>Opening is the threads engine's (the same checks, errors and O_DIRECT
  * alignment probe), then a ring of {@link #RING_ENTRIES} is set up for the
- * file; closing the file stops its reaper thread and unmaps its ring.
+ * file; closing the file stops its completion thread and unmaps its ring.
  */
 public final class IoUringEngine implements IoEngine {
     /** Submission queue entries per file: the most requests in flight on one file, as QEMU's MAX_ENTRIES. */

@@ -69,8 +69,6 @@ final class IoUringRing implements AutoCloseable {
     private static final int FAILED = Integer.MIN_VALUE;
     /** The top of the stack once the ring has stopped: nothing more is taken. */
     private static final Op STOPPED = new Op();
-    /** How long (in spin-wait hints) a request whose Op another thread took along waits before parking. */
-    private static final int HANDOVER_SPINS = Integer.getInteger("jblock.io_uring.spins", 64);
     private static final VarHandle HELD;
     private static final VarHandle REAPER_IDLE;
 
@@ -210,14 +208,7 @@ final class IoUringRing implements AutoCloseable {
             op.waiter = null;
             throw broken != null ? broken : new ErrnoException(call, EBADF);
         }
-        if (!drive(op, false)) {
-            // Another thread holds the ring and takes this request along: from the page cache it is
-            // done within that thread's io_uring_enter, a microsecond or two, cheaper to wait for here
-            // than to park and be unparked.
-            for (int i = 0; i < HANDOVER_SPINS && !op.done && (boolean) HELD.getVolatile(this); i++) {
-                Thread.onSpinWait();
-            }
-        }
+        drive(op, false);
         boolean interrupted = false;
         while (!op.done) {
             LockSupport.park(this);
@@ -251,9 +242,8 @@ final class IoUringRing implements AutoCloseable {
 
     /**
      * Holds the ring if nobody does, submits and reaps; then again while
-     * something was pushed meanwhile, since a thread that found the ring held
-     * counted on this one to take its Op along, or completed meanwhile while
-     * the caller's own request is still out. {@code mine} is
+     * something was pushed or completed meanwhile, since a thread that found
+     * the ring held counted on this one to take its Op along. {@code mine} is
      * the caller's Op (null for the reaper): its completion needs no unpark.
      * Afterwards wakes the reaper if requests are in the kernel and it is idle.
      * Returns false if the ring was held by another thread when this one
@@ -274,11 +264,8 @@ final class IoUringRing implements AutoCloseable {
             }
             // Published by the CAS (or the kernel's release of the CQ tail) before the check below, and
             // the pushing (or reaping) thread tried to hold the ring after publishing: one of the two sees it.
-            // Completions alone keep a request thread here only until its own has come: the rest are left
-            // to the reaper (woken below), so that no thread reaps for others for ever under a busy device.
             Op top = pushed.get();
-            if ((top == null || top == STOPPED)
-                    && !(reaps && (mine == null || !mine.done) && ring.hasCompletions())) {
+            if ((top == null || top == STOPPED) && !(reaps && ring.hasCompletions())) {
                 break;
             }
         }

@@ -32,7 +32,7 @@ class IoUringDriveTest {
     @TempDir
     Path dir;
 
-    /** The reaper threads of rings open on {@code img}: one per open file node on the io_uring engine. */
+    /** The completion threads of rings open on {@code img}: one per open file node on the io_uring engine. */
     private static long ringThreadsOn(Path img) {
         return Thread.getAllStackTraces().keySet().stream()
                 .filter(t -> t.getName().equals("jblock-io_uring " + img))
@@ -79,7 +79,7 @@ class IoUringDriveTest {
             }
             d.flush();
         }
-        assertThat(ringThreadsOn(img)).as("no reaper thread left after close").isZero();
+        assertThat(ringThreadsOn(img)).as("no completion thread left after close").isZero();
         assertThat(Files.readAllBytes(img)).as("seed %d: the image", seed).isEqualTo(shadow);
     }
 
