@@ -18,10 +18,9 @@ import java.lang.invoke.VarHandle;
  * <p>This class knows the kernel ABI and nothing else: it fills SQEs, makes
  * them visible to the kernel, submits, waits and reaps completions. Who may
  * submit when, and who waits for what, is {@link IoUringRing}'s business.
- * It is not thread safe: one thread at a time (the one holding the ring,
- * see {@link IoUringRing}) queues SQEs ({@link #queue}), submits them
- * ({@link #enter}) and reaps ({@link #reap}); one other thread may wait in
- * the kernel meanwhile ({@link #awaitCompletions}). The sides share only
+ * It is not thread safe: one thread at a time queues SQEs ({@link #queue},
+ * under the owner's lock), and one thread (the ring's owner) enters the
+ * kernel ({@link #enter}) and reaps ({@link #reap}); the sides share only
  * the memory the kernel shares with them, with the orderings commented at
  * each access.
  *
@@ -60,7 +59,7 @@ final class IoUring implements AutoCloseable {
     static final long SQ_OFF_RING_MASK = 8;
     /** u32 ring_entries: the number of slots. */
     static final long SQ_OFF_RING_ENTRIES = 12;
-    /** u32 flags: IORING_SQ_NEED_WAKEUP (SQ polling, unused) and IORING_SQ_TASKRUN; the kernel writes them. */
+    /** u32 flags: IORING_SQ_NEED_WAKEUP and friends, only meaningful with SQ polling (unused). */
     static final long SQ_OFF_FLAGS = 16;
     /** u32 dropped: SQEs the kernel found invalid and skipped. */
     static final long SQ_OFF_DROPPED = 20;
@@ -142,20 +141,17 @@ final class IoUring implements AutoCloseable {
     static final byte IORING_OP_WRITE = 23;
 
     /**
-     * Setup flag (Linux 5.19): completion work for a request, which the task
-     * that submitted it must run, waits for that task's next entry into the
-     * kernel instead of interrupting it at once; a sleeping task is still
-     * woken. Saves an interrupt per completion for a submitter that is busy.
+     * Setup flag (Linux 6.0): only one task ever submits, the one that set
+     * the ring up; the kernel then skips the locking other submitters need.
      */
-    static final int IORING_SETUP_COOP_TASKRUN = 1 << 8;
+    static final int IORING_SETUP_SINGLE_ISSUER = 1 << 12;
     /**
-     * Setup flag (Linux 5.19, with COOP_TASKRUN): the kernel sets
-     * IORING_SQ_TASKRUN in the SQ flags while completion work is pending, so
-     * a submitter knows to enter the kernel to get it done.
+     * Setup flag (Linux 6.1, with SINGLE_ISSUER): completion work is not run
+     * by interrupting the submitting task but deferred until that task waits
+     * with GETEVENTS: one wake-up per batch instead of one per request.
      */
-    static final int IORING_SETUP_TASKRUN_FLAG = 1 << 9;
-    /** SQ flags bit: completion work is pending (with IORING_SETUP_TASKRUN_FLAG). */
-    static final int IORING_SQ_TASKRUN = 1 << 1;
+    static final int IORING_SETUP_DEFER_TASKRUN = 1 << 13;
+
     /** fsync_flags: sync data only (and the metadata needed to read it back), as fdatasync. */
     static final int IORING_FSYNC_DATASYNC = 1;
     /** io_uring_enter flags: wait for min_complete completions before returning. */
@@ -208,16 +204,13 @@ final class IoUring implements AutoCloseable {
     private final long sqTail;
     private final int sqMask;
     private final long sqArray;
-    private final long sqFlags;
     private final long cqHead;
     private final long cqTail;
     private final int cqMask;
     private final long cqes;
     private final Arena state = Arena.ofShared();
-    /** errno of io_uring_enter by the thread holding the ring. */
+    /** errno of io_uring_enter; one thread at a time enters (the ring's owner). */
     private final MemorySegment submitErrno;
-    /** errno of io_uring_enter by the thread waiting for completions, which may be in the kernel at the same time. */
-    private final MemorySegment waitErrno;
     /** Our copy of the SQ tail: only the submitting side writes it. */
     private int localSqTail;
     private boolean closed;
@@ -231,7 +224,6 @@ final class IoUring implements AutoCloseable {
         sqHead = u32(params, sqOff + SQ_OFF_HEAD);
         sqTail = u32(params, sqOff + SQ_OFF_TAIL);
         sqArray = u32(params, sqOff + SQ_OFF_ARRAY);
-        sqFlags = u32(params, sqOff + SQ_OFF_FLAGS);
         cqHead = u32(params, cqOff + CQ_OFF_HEAD);
         cqTail = u32(params, cqOff + CQ_OFF_TAIL);
         cqes = u32(params, cqOff + CQ_OFF_CQES);
@@ -253,7 +245,6 @@ final class IoUring implements AutoCloseable {
         // Nobody else submits yet; plain read.
         localSqTail = sqRing.get(INT, sqTail);
         submitErrno = state.allocate(CAPTURE);
-        waitErrno = state.allocate(CAPTURE);
     }
 
     /**
@@ -339,6 +330,15 @@ final class IoUring implements AutoCloseable {
         U32.setRelease(sqRing, sqTail, localSqTail);
     }
 
+    /** Queues one SQE and submits it at once (one io_uring_enter): for callers that own no batching loop. */
+    void submit(byte opcode, int fd, long off, long addr, int len, int opFlags, long userData) throws ErrnoException {
+        queue(opcode, fd, off, addr, len, opFlags, userData);
+        int done = 0;
+        while (done < 1) {
+            done += enter(1, 0, 0);
+        }
+    }
+
     /**
      * io_uring_enter: submits {@code toSubmit} queued SQEs and, with
      * {@code wait}, blocks the calling (platform) thread until at least one
@@ -348,30 +348,12 @@ final class IoUring implements AutoCloseable {
      * Transient failures (EINTR, EAGAIN, EBUSY) are retried.
      */
     int enter(int toSubmit, boolean wait) throws ErrnoException {
-        return enter(submitErrno, toSubmit, wait ? 1 : 0, IORING_ENTER_GETEVENTS);
+        return enter(toSubmit, wait ? 1 : 0, IORING_ENTER_GETEVENTS);
     }
 
-    /**
-     * Blocks the calling (platform) thread until a completion is posted after
-     * the call began, or one is already there unreaped; the thread holding
-     * the ring may submit and reap meanwhile.
-     */
+    /** Blocks the calling (platform) thread until at least one completion is posted. */
     void awaitCompletions() throws ErrnoException {
-        enter(waitErrno, 0, 1, IORING_ENTER_GETEVENTS);
-    }
-
-    /** Whether completions are posted and not yet reaped (a hint: more may come at any time). */
-    boolean hasCompletions() {
-        // Acquire on tail, as in reap; head is only written by the reaping side.
-        return (int) U32.getAcquire(cqRing, cqTail) != cqRing.get(INT, cqHead);
-    }
-
-    /**
-     * Whether the kernel has completion work waiting for a task to enter
-     * (IORING_SQ_TASKRUN; always false without IORING_SETUP_TASKRUN_FLAG).
-     */
-    boolean taskRunPending() {
-        return ((int) U32.getAcquire(sqRing, sqFlags) & IORING_SQ_TASKRUN) != 0;
+        enter(0, 1, IORING_ENTER_GETEVENTS);
     }
 
     /** Receives one completion: its user_data and res. */
@@ -401,12 +383,12 @@ final class IoUring implements AutoCloseable {
         return n;
     }
 
-    private int enter(MemorySegment errnoState, int toSubmit, int minComplete, int flags) throws ErrnoException {
+    private int enter(int toSubmit, int minComplete, int flags) throws ErrnoException {
         String call = minComplete > 0 ? "io_uring_enter(GETEVENTS)" : "io_uring_enter";
         while (true) {
             long r;
             try {
-                r = (long) SYSCALL_ENTER.invokeExact(errnoState, SYS_IO_URING_ENTER, ringFd, toSubmit, minComplete,
+                r = (long) SYSCALL_ENTER.invokeExact(submitErrno, SYS_IO_URING_ENTER, ringFd, toSubmit, minComplete,
                         flags, MemorySegment.NULL, 0L);
             } catch (Throwable t) {
                 throw linkageFailure(call, t);
@@ -414,7 +396,7 @@ final class IoUring implements AutoCloseable {
             if (r >= 0) {
                 return (int) r;
             }
-            int e = errno(errnoState);
+            int e = errno(submitErrno);
             // EINTR: a signal; EAGAIN/EBUSY: the kernel is short of memory or has overflowed completions
             // to flush first. All transient: the SQEs stay queued and the call is made again.
             if (e != Libc.EINTR && e != Libc.EAGAIN && e != EBUSY) {

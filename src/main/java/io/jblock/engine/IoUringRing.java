@@ -3,59 +3,45 @@ package io.jblock.engine;
 import java.io.IOException;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * An {@link IoUring} shared by many request threads. The threads that make
- * requests submit them themselves, and whoever enters the kernel reaps every
- * completion it finds there; one platform thread, the reaper, waits in the
- * kernel for completions while nobody else comes by.
+ * An {@link IoUring} shared by many request threads and owned by one
+ * platform thread, the ring thread, which alone writes SQEs, enters the
+ * kernel and reaps completions.
  *
  * <pre>
- *   request thread (virtual)                      reaper (platform)        kernel
- *   ------------------------                      -----------------        ------
- *   push Op (one CAS)
- *   holds the ring? (one CAS; else the holder
- *     takes the Op along)
- *   write the SQEs of every pushed Op
- *   io_uring_enter(n, GETEVENTS) ---------------------------------------> works; what
- *                                                                         is done at once
- *   reap every CQE: unpark its thread, <--------------------------------- (page cache) is
- *     or, if it is ours, go on without parking                            posted now
- *   release the ring
- *   park until done                               io_uring_enter(wait 1)
- *                                                 (only while requests
- *                                                  are in the kernel) <-- CQE
- *   runs again   <------------------------------- reap, unpark
+ *   request threads          ring thread                      kernel
+ *   ---------------          -----------                      ------
+ *   push Op (one CAS) --->   take all pushed Ops
+ *   park                     write their SQEs (up to the ring's size;
+ *                            the rest wait in order)
+ *                            io_uring_enter(n)  ------------> works
+ *                            (nothing to do: sleep in
+ *                             io_uring_enter until a CQE) <--- CQE
+ *   runs again      <-----   store res in the Op, unpark
  * </pre>
  *
  * <ul>
- *   <li>No hop to another thread on submission: the request's own carrier
- *       makes a non-blocking io_uring_enter, as quick as the fstat and lseek
- *       done elsewhere through FFM. What the kernel finishes during it (reads
- *       and writes served by the page cache) is reaped at once, and the
- *       request goes on without ever parking, as fast as a pread.</li>
- *   <li>The ring is held by one thread at a time, but nobody waits for it:
- *       a thread that finds it held leaves its Op on a lock-free stack, and
- *       the holder, before it lets go, takes everything pushed meanwhile
- *       (one io_uring_enter for the lot) and reaps whatever has come back.</li>
- *   <li>Requests that go to the device (O_DIRECT, page cache misses)
- *       complete later; the reaper, a platform thread, waits for them in the
- *       kernel so that no carrier thread ever blocks there. It waits only
- *       while something is in the kernel, so the page-cache path never wakes
- *       it, and it parks in Java otherwise.</li>
- *   <li>Not IORING_SETUP_SINGLE_ISSUER with DEFER_TASKRUN, which the design
- *       before this one used (a ring thread submitting for everyone): they
- *       batch completion work well, but every request then cost two hops
- *       between threads (to the ring thread and back), and measured slower
- *       than the threads engine (BENCHMARKS.md). COOP_TASKRUN (where the
- *       kernel has it) keeps completion work from interrupting a busy
- *       carrier; it runs at the carrier's next io_uring_enter.</li>
- *   <li>user_data is an index into the table of requests in flight, managed
- *       by the thread holding the ring, so nothing is looked up in a shared
- *       map; each thread reuses one Op (it has at most one request in
- *       flight), so a request allocates nothing.</li>
+ *   <li>No lock on the request path: a request pushes its {@link Op} on a
+ *       lock-free stack and parks; a virtual thread gives its carrier back
+ *       while the kernel works.</li>
+ *   <li>One io_uring_enter submits everything pushed since the last one,
+ *       and the completions of a batch are reaped by one wake-up. A ring
+ *       thread asleep while requests are in the kernel wakes at their next
+ *       completion and submits what was pushed meanwhile; it is woken early
+ *       (through an eventfd whose read it keeps in flight, {@link
+ *       RingWakeup}) only when the kernel's queue would run low.</li>
+ *   <li>Because only the ring thread enters, the kernel may skip the locking
+ *       for other submitters and defer completion work until the ring
+ *       thread waits (IORING_SETUP_SINGLE_ISSUER and DEFER_TASKRUN, where
+ *       the kernel has them), instead of interrupting whichever carrier
+ *       thread submitted each request.</li>
+ *   <li>user_data is an index into the ring thread's table of requests in
+ *       flight, so nothing is looked up in a shared map.</li>
  * </ul>
  *
  * A request waits for its completion uninterruptibly: until the kernel
@@ -65,18 +51,22 @@ import java.util.concurrent.locks.LockSupport;
 final class IoUringRing implements AutoCloseable {
     /** errno for requests after close, as for a closed descriptor. */
     static final int EBADF = 9;
+    /** user_data of the eventfd read that wakes the ring thread; requests use their table index. */
+    private static final long WAKE = Long.MAX_VALUE;
     /** An Op's result when the ring broke or closed before its completion came. */
     private static final int FAILED = Integer.MIN_VALUE;
-    /** The top of the stack once the ring has stopped: nothing more is taken. */
+    /** The top of the stack once the ring thread has stopped: nothing more is taken. */
     private static final Op STOPPED = new Op();
-    private static final VarHandle HELD;
-    private static final VarHandle REAPER_IDLE;
+    /** A sleeping ring thread is woken when the requests waiting for it are 1/WAKE_RATIO of those in the kernel. */
+    private static final int WAKE_RATIO = 4;
+    private static final VarHandle SLEEPING;
+    private static final VarHandle IN_KERNEL;
 
     static {
         try {
             var lookup = MethodHandles.lookup();
-            HELD = lookup.findVarHandle(IoUringRing.class, "held", boolean.class);
-            REAPER_IDLE = lookup.findVarHandle(IoUringRing.class, "reaperIdle", boolean.class);
+            SLEEPING = lookup.findVarHandle(IoUringRing.class, "sleeping", boolean.class);
+            IN_KERNEL = lookup.findVarHandle(IoUringRing.class, "inKernel", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -95,8 +85,10 @@ final class IoUringRing implements AutoCloseable {
         int len;
         int opFlags;
         Thread waiter;
-        /** The next older Op on the stack, then the next in the waiting list. */
+        /** The next older Op on the stack, then the next in the ring thread's waiting list. */
         Op next;
+        /** How many Ops are on the stack with this one on top (to decide on waking the ring thread). */
+        int stacked;
         int result; // written before done (volatile) is set, read after it is seen
         volatile boolean done;
     }
@@ -104,71 +96,94 @@ final class IoUringRing implements AutoCloseable {
     private static final ThreadLocal<Op> OPS = ThreadLocal.withInitial(Op::new);
 
     private final IoUring ring;
-    private final Thread reaper;
-    /** Pushed and not yet taken by a holder of the ring, newest on top; STOPPED once the ring has stopped. */
+    private final RingWakeup wakeup;
+    private final Thread owner;
+    /** Pushed and not yet taken by the ring thread, newest on top; STOPPED once it has stopped. */
     private final AtomicReference<Op> pushed = new AtomicReference<>();
-    /** Whether a thread holds the ring: writes SQEs, enters to submit, reaps (through HELD). */
-    @SuppressWarnings("unused")
-    private volatile boolean held;
-    // ---- owned by the thread holding the ring
-    /** Requests in the kernel by table index. */
+    /** Requests in the kernel by table index (ring thread only). */
     private final Op[] inFlight;
-    /** Free indexes of inFlight, as a stack. */
+    /** Free indexes of inFlight, as a stack (ring thread only). */
     private final int[] freeIndexes;
     private int freeCount;
-    /** Taken from the stack, oldest first, waiting for a free index. */
+    /** Taken from the stack, oldest first, waiting for a free index (ring thread only). */
     private Op waitingHead;
     private Op waitingTail;
-    /** SQEs written and not yet consumed by the kernel (it may take fewer than asked when short of memory). */
-    private int queued;
-    /** Where reaped completions go; one object for the ring's life. */
-    private final IoUring.CompletionSink sink = this::completed;
-    /** The Op of the thread holding the ring, completed without an unpark when its CQE is reaped. */
-    private Op holderOp;
-    // ---- shared
-    /** Requests in the kernel now: written by the holder, read by the reaper. */
+    /** The ring thread is (about to be) blocked in io_uring_enter; whoever clears it signals the eventfd. */
+    @SuppressWarnings("unused") // through SLEEPING
+    private volatile boolean sleeping;
+    /** Requests in the kernel now (written by the ring thread, read by requests deciding to wake it). */
+    @SuppressWarnings("unused") // through IN_KERNEL
     private volatile int inKernel;
-    /** The reaper is (about to be) parked because nothing is in the kernel; whoever clears it unparks it. */
-    @SuppressWarnings("unused")
-    private volatile boolean reaperIdle;
     /** Requests are refused from now on. */
     private volatile boolean closing;
-    /** Nothing more will be submitted or reaped; the reaper ends. */
-    private volatile boolean stopped;
-    /** Why the ring stopped before close, if it did. */
+    /** Why the ring thread stopped before close, if it did. */
     private volatile IOException broken;
+    /** Completions of the eventfd read in the last reap (ring thread only). */
+    private int wakesSeen;
+    /** Where reaped completions go; one object for the ring's life. */
+    private final IoUring.CompletionSink sink = this::completed;
 
-    private IoUringRing(IoUring ring, String name) {
+    private IoUringRing(IoUring ring, RingWakeup wakeup, Thread owner) {
         this.ring = ring;
-        int capacity = ring.sqEntries();
+        this.wakeup = wakeup;
+        this.owner = owner;
+        // One SQE is always the eventfd read; the rest are requests.
+        int capacity = ring.sqEntries() - 1;
         this.inFlight = new Op[capacity];
         this.freeIndexes = new int[capacity];
         for (int i = 0; i < capacity; i++) {
             freeIndexes[i] = capacity - 1 - i;
         }
         this.freeCount = capacity;
-        this.reaper = Thread.ofPlatform().daemon().name("jblock-io_uring " + name).unstarted(this::reap);
     }
 
     /**
-     * Sets up a ring of {@code entries} and its reaper thread, named after
+     * Sets up a ring of {@code entries} on a new ring thread named after
      * {@code name}; fails with the setup's errno.
      */
     static IoUringRing open(int entries, String name) throws ErrnoException {
-        IoUringRing r = new IoUringRing(setUp(entries), name);
-        r.reaper.start();
-        return r;
+        CompletableFuture<IoUringRing> made = new CompletableFuture<>();
+        Thread t = Thread.ofPlatform().daemon().name("jblock-io_uring " + name).unstarted(() -> {
+            IoUringRing r;
+            try {
+                r = new IoUringRing(setUp(entries), new RingWakeup(), Thread.currentThread());
+            } catch (ErrnoException | RuntimeException e) {
+                made.completeExceptionally(e);
+                return;
+            }
+            made.complete(r);
+            r.loop();
+        });
+        t.start();
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    return made.get();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof ErrnoException errno) {
+                throw errno;
+            }
+            throw new IllegalStateException("io_uring setup failed", e.getCause());
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     /**
-     * With COOP_TASKRUN where the kernel has it (5.19): completion work for a
-     * request is queued to the thread that submitted it (a carrier) and run at
-     * its next entry into the kernel, rather than by interrupting it at once.
-     * Without it where the kernel does not know it (EINVAL).
+     * On the ring thread, which SINGLE_ISSUER binds the ring to: with the
+     * batching flags where the kernel has them, without them where it does
+     * not (EINVAL before 6.1).
      */
     private static IoUring setUp(int entries) throws ErrnoException {
         try {
-            return IoUring.create(entries, IoUring.IORING_SETUP_COOP_TASKRUN | IoUring.IORING_SETUP_TASKRUN_FLAG);
+            return IoUring.create(entries, IoUring.IORING_SETUP_SINGLE_ISSUER | IoUring.IORING_SETUP_DEFER_TASKRUN);
         } catch (ErrnoException e) {
             if (e.errno() != Libc.EINVAL) {
                 throw e;
@@ -190,11 +205,6 @@ final class IoUringRing implements AutoCloseable {
         if (closing) {
             throw new ErrnoException(call, EBADF);
         }
-        return submitAndWait(call, opcode, fd, off, addr, len, opFlags);
-    }
-
-    private int submitAndWait(String call, byte opcode, int fd, long off, long addr, int len, int opFlags)
-            throws IOException {
         Op op = OPS.get();
         op.opcode = opcode;
         op.fd = fd;
@@ -208,7 +218,11 @@ final class IoUringRing implements AutoCloseable {
             op.waiter = null;
             throw broken != null ? broken : new ErrnoException(call, EBADF);
         }
-        drive(op, false);
+        // Pairs with the ring thread's "sleeping = true, then look at the stack": one sees the other.
+        if ((boolean) SLEEPING.getVolatile(this) && worthWaking(op.stacked)
+                && SLEEPING.compareAndSet(this, true, false)) {
+            wakeup.signal();
+        }
         boolean interrupted = false;
         while (!op.done) {
             LockSupport.park(this);
@@ -226,7 +240,7 @@ final class IoUringRing implements AutoCloseable {
         return op.result;
     }
 
-    /** Pushes on the stack; false once the ring has stopped. */
+    /** Pushes on the stack; false once the ring thread has stopped. */
     private boolean push(Op op) {
         while (true) {
             Op top = pushed.get();
@@ -234,6 +248,7 @@ final class IoUringRing implements AutoCloseable {
                 return false;
             }
             op.next = top;
+            op.stacked = top == null ? 1 : top.stacked + 1;
             if (pushed.compareAndSet(top, op)) {
                 return true;
             }
@@ -241,51 +256,30 @@ final class IoUringRing implements AutoCloseable {
     }
 
     /**
-     * Holds the ring if nobody does, submits and reaps; then again while
-     * something was pushed or completed meanwhile, since a thread that found
-     * the ring held counted on this one to take its Op along. {@code mine} is
-     * the caller's Op (null for the reaper): its completion needs no unpark.
-     * Afterwards wakes the reaper if requests are in the kernel and it is idle.
-     * Returns false if the ring was held by another thread when this one
-     * last tried (that thread then does what was left).
+     * Whether a sleeping ring thread should be woken for {@code waiting}
+     * pushed requests: when the kernel has none of ours (nothing else would
+     * wake it), or when those waiting are a quarter of those in the kernel
+     * (the device's queue is running low). Otherwise the next completion
+     * wakes it and it submits them all in one call.
      */
-    private boolean drive(Op mine, boolean isReaper) {
-        boolean heldIt = false;
-        while (!stopped && (heldIt = HELD.compareAndSet(this, false, true))) {
-            // Once closing, only the reaper reaps: the completion of close's NOP then always ends
-            // the reaper's wait in the kernel, whoever submitted it.
-            boolean reaps = isReaper || !closing;
-            try {
-                holderOp = mine;
-                turn(reaps);
-            } finally {
-                holderOp = null;
-                HELD.setVolatile(this, false);
-            }
-            // Published by the CAS (or the kernel's release of the CQ tail) before the check below, and
-            // the pushing (or reaping) thread tried to hold the ring after publishing: one of the two sees it.
-            Op top = pushed.get();
-            if ((top == null || top == STOPPED) && !(reaps && ring.hasCompletions())) {
-                break;
-            }
-        }
-        // Pairs with the reaper's "idle = true, then look at inKernel": one sees the other.
-        if (inKernel > 0 && (boolean) REAPER_IDLE.getVolatile(this)
-                && REAPER_IDLE.compareAndSet(this, true, false)) {
-            LockSupport.unpark(reaper);
-        }
-        return heldIt;
+    private boolean worthWaking(int waiting) {
+        int busy = (int) IN_KERNEL.getVolatile(this);
+        return busy == 0 || waiting * WAKE_RATIO >= busy;
     }
 
-    /**
-     * One turn while holding the ring: take the pushed Ops, write their SQEs,
-     * enter, reap; again while reaping freed slots that Ops wait for.
-     */
-    private void turn(boolean reaps) {
+    /** The ring thread: submit what is pushed, wait when there is nothing to do, complete what comes back. */
+    private void loop() {
+        int queued = 0;
+        boolean wakeArmed = false;
+        int busy = 0;
         try {
-            do {
+            while (true) {
+                if (!wakeArmed) {
+                    ring.queue(IoUring.IORING_OP_READ, wakeup.fd(), 0, wakeup.readBuffer().address(), 8, 0, WAKE);
+                    queued++;
+                    wakeArmed = true;
+                }
                 takePushed();
-                int busy = inKernel;
                 while (waitingHead != null && freeCount > 0) {
                     Op op = waitingHead;
                     waitingHead = op.next;
@@ -299,44 +293,45 @@ final class IoUringRing implements AutoCloseable {
                 if (waitingHead == null) {
                     waitingTail = null;
                 }
-                inKernel = busy;
-                // GETEVENTS without waiting also runs this thread's pending completion work, so what it
-                // submitted earlier is posted too.
-                if (queued > 0 || ring.taskRunPending()) {
-                    queued -= ring.enter(queued, false);
+                IN_KERNEL.setRelease(this, busy);
+                // Submit and, unless more was pushed meanwhile, wait for a completion, in one call.
+                SLEEPING.setVolatile(this, true);
+                // Closing with requests still in the kernel: their completions wake it, as ever.
+                boolean wait = pushed.get() == null && !(closing && busy == 0);
+                if (queued > 0 || wait) {
+                    queued -= ring.enter(queued, wait);
                 }
-                if (reaps) {
-                    inKernel = busy - ring.reap(sink);
+                SLEEPING.setVolatile(this, false);
+                wakesSeen = 0;
+                busy -= ring.reap(sink);
+                if (wakesSeen > 0) {
+                    busy += wakesSeen; // the eventfd read is not a request
+                    wakeArmed = false;
                 }
-            } while (reaps && waitingHead != null && freeCount > 0);
+                if (closing && busy == 0 && queued == 0 && waitingHead == null
+                        && pushed.compareAndSet(null, STOPPED)) {
+                    return;
+                }
+            }
         } catch (ErrnoException | RuntimeException e) {
-            breakDown(e);
+            // The ring cannot be used any more: fail everything in flight, waiting, and every later request.
+            broken = new IOException("io_uring thread stopped: " + e.getMessage(), e);
+            for (Op op : inFlight) {
+                fail(op);
+            }
+            for (Op op = waitingHead; op != null; op = op.next) {
+                fail(op);
+            }
+            for (Op op = pushed.getAndSet(STOPPED); op != null && op != STOPPED; op = op.next) {
+                fail(op);
+            }
         }
-    }
-
-    /** The ring cannot be used any more: fail everything in flight, waiting, and every later request. */
-    private void breakDown(Exception e) {
-        broken = new IOException("io_uring failed: " + e.getMessage(), e);
-        stopped = true;
-        for (int i = 0; i < inFlight.length; i++) {
-            fail(inFlight[i]);
-            inFlight[i] = null;
-        }
-        for (Op op = waitingHead; op != null; op = op.next) {
-            fail(op);
-        }
-        waitingHead = null;
-        waitingTail = null;
-        for (Op op = pushed.getAndSet(STOPPED); op != null && op != STOPPED; op = op.next) {
-            fail(op);
-        }
-        inKernel = 0;
     }
 
     /** Moves what was pushed to the end of the waiting list, oldest first. */
     private void takePushed() {
         Op top = pushed.get();
-        if (top == null || top == STOPPED) {
+        if (top == null) {
             return;
         }
         top = pushed.getAndSet(null);
@@ -357,8 +352,12 @@ final class IoUringRing implements AutoCloseable {
         waitingTail = newestAfter;
     }
 
-    /** One reaped completion: a request whose thread goes on. */
+    /** One reaped completion: the wake-up read, or a request whose thread is unparked. */
     private void completed(long userData, int res) {
+        if (userData == WAKE) {
+            wakesSeen++;
+            return;
+        }
         int index = (int) userData;
         Op op = inFlight[index];
         inFlight[index] = null;
@@ -366,9 +365,7 @@ final class IoUringRing implements AutoCloseable {
         op.result = res;
         Thread waiter = op.waiter;
         op.done = true;
-        if (op != holderOp) {
-            LockSupport.unpark(waiter);
-        }
+        LockSupport.unpark(waiter);
     }
 
     private static void fail(Op op) {
@@ -381,62 +378,7 @@ final class IoUringRing implements AutoCloseable {
     }
 
     /**
-     * The reaper: while requests are in the kernel, waits there for a
-     * completion and reaps (or leaves it to whoever holds the ring); parks
-     * while nothing is in the kernel. Once closing, it reaps alone, and stops
-     * the ring when nothing is left.
-     */
-    private void reap() {
-        try {
-            while (!stopped) {
-                boolean heldIt = drive(null, true);
-                if (stopped || closing && stopIfDone()) {
-                    break;
-                }
-                if (heldIt && inKernel > 0) {
-                    ring.awaitCompletions();
-                    continue;
-                }
-                // Nothing in the kernel, or another thread holds the ring: it reaps, and wakes this one
-                // on its way out if requests are still in the kernel then. Pairs with the end of drive.
-                REAPER_IDLE.setVolatile(this, true);
-                if (!closing && (inKernel == 0 || (boolean) HELD.getVolatile(this))) {
-                    LockSupport.park(this);
-                }
-                REAPER_IDLE.setVolatile(this, false);
-            }
-        } catch (ErrnoException | RuntimeException e) {
-            hold();
-            try {
-                breakDown(e);
-            } finally {
-                HELD.setVolatile(this, false);
-            }
-        }
-    }
-
-    /** At close: stops the ring if nothing is pushed, waiting, queued or in the kernel. */
-    private boolean stopIfDone() {
-        hold();
-        try {
-            if (inKernel == 0 && queued == 0 && waitingHead == null && pushed.compareAndSet(null, STOPPED)) {
-                stopped = true;
-            }
-            return stopped;
-        } finally {
-            HELD.setVolatile(this, false);
-        }
-    }
-
-    /** Takes the ring, waiting for its holder (who never blocks while holding it) to let go. */
-    private void hold() {
-        while (!HELD.compareAndSet(this, false, true)) {
-            Thread.onSpinWait();
-        }
-    }
-
-    /**
-     * Waits for the requests in flight, stops the reaper and unmaps the
+     * Waits for the requests in flight, stops the ring thread and unmaps the
      * ring. Later requests fail with EBADF.
      */
     @Override
@@ -445,28 +387,17 @@ final class IoUringRing implements AutoCloseable {
             return;
         }
         closing = true;
-        try {
-            // A NOP, reaped by the reaper alone now: when it completes, the reaper is awake (it may have
-            // been waiting in the kernel for completions that someone else reaped) and sees closing.
-            submitAndWait("io_uring close", IoUring.IORING_OP_NOP, 0, 0, 0, 0, 0);
-        } catch (IOException e) {
-            // The ring broke: the reaper has stopped and failed everything.
-        }
-        LockSupport.unpark(reaper);
-        if (broken != null && reaper.isAlive()) {
-            // Broken while the reaper waits in the kernel: unmapping the ring under it would crash the JVM,
-            // and nothing will wake it. Leave both (a daemon thread and a few pages) rather than hang here.
-            return;
-        }
-        joinReaper();
+        wakeup.signal();
+        joinOwner();
         ring.close();
+        wakeup.close();
     }
 
-    private void joinReaper() {
+    private void joinOwner() {
         boolean interrupted = false;
         while (true) {
             try {
-                reaper.join();
+                owner.join();
                 break;
             } catch (InterruptedException e) {
                 interrupted = true;
@@ -477,8 +408,8 @@ final class IoUringRing implements AutoCloseable {
         }
     }
 
-    /** Whether the reaper thread is still running (for tests of close). */
+    /** Whether the ring thread is still running (for tests of close). */
     boolean completerAlive() {
-        return reaper.isAlive();
+        return owner.isAlive();
     }
 }
