@@ -150,27 +150,71 @@ final class Libc {
     private static final ValueLayout.OfLong OFF_T = ValueLayout.JAVA_LONG;
     private static final ValueLayout PTR = ValueLayout.ADDRESS;
 
+    /*
+     * Each downcall handle is bound the first time it is used, in a holder class of its own: the JVM
+     * initialises a class on first access, exactly once and thread-safely, and the JIT then treats the
+     * static final handle as a constant. Binding one spins a few dozen method-handle classes, so binding
+     * all of them when Libc loads cost every command (img info uses four of the fourteen) ~185 classes.
+     */
+
     /** int open(const char *path, int flags, ...): variadic after flags; the mode only counts with O_CREAT. */
-    private static final MethodHandle OPEN = bind("open", FunctionDescriptor.of(INT, PTR, INT, INT),
-            SAVE_ERRNO, Linker.Option.firstVariadicArg(2));
+    private static final class Open {
+        static final MethodHandle H = bind("open", FunctionDescriptor.of(INT, PTR, INT, INT),
+                SAVE_ERRNO, Linker.Option.firstVariadicArg(2));
+    }
+
     /** int posix_fallocate(int fd, off_t offset, off_t len): returns the error number; errno is left alone. */
-    private static final MethodHandle POSIX_FALLOCATE = bind("posix_fallocate",
-            FunctionDescriptor.of(INT, INT, OFF_T, OFF_T));
+    private static final class PosixFallocate {
+        static final MethodHandle H = bind("posix_fallocate", FunctionDescriptor.of(INT, INT, OFF_T, OFF_T));
+    }
+
     /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset). */
-    private static final MethodHandle PWRITE = bind("pwrite", FunctionDescriptor.of(OFF_T, INT, PTR, OFF_T, OFF_T),
-            SAVE_ERRNO);
-    private static final MethodHandle FSYNC = bind("fsync", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
+    private static final class Pwrite {
+        static final MethodHandle H = bind("pwrite", FunctionDescriptor.of(OFF_T, INT, PTR, OFF_T, OFF_T),
+                SAVE_ERRNO);
+    }
+
+    /** int fsync(int fd). */
+    private static final class Fsync {
+        static final MethodHandle H = bind("fsync", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
+    }
+
     /** int fcntl(int fd, int cmd, ...): variadic after cmd; here the argument is a struct flock pointer. */
-    private static final MethodHandle FCNTL_LOCK = bind("fcntl", FunctionDescriptor.of(INT, INT, INT, PTR),
-            SAVE_ERRNO, Linker.Option.firstVariadicArg(2));
-    private static final MethodHandle CLOSE = bind("close", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
-    private static final MethodHandle FALLOCATE = bind("fallocate",
-            FunctionDescriptor.of(INT, INT, INT, OFF_T, OFF_T), SAVE_ERRNO);
-    private static final MethodHandle LSEEK = bind("lseek", FunctionDescriptor.of(OFF_T, INT, OFF_T, INT), SAVE_ERRNO);
-    private static final MethodHandle FSTAT = bind("fstat", FunctionDescriptor.of(INT, INT, PTR), SAVE_ERRNO);
-    private static final MethodHandle FTRUNCATE = bind("ftruncate", FunctionDescriptor.of(INT, INT, OFF_T), SAVE_ERRNO);
+    private static final class FcntlLock {
+        static final MethodHandle H = bind("fcntl", FunctionDescriptor.of(INT, INT, INT, PTR),
+                SAVE_ERRNO, Linker.Option.firstVariadicArg(2));
+    }
+
+    /** int close(int fd). */
+    private static final class Close {
+        static final MethodHandle H = bind("close", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
+    }
+
+    /** int fallocate(int fd, int mode, off_t offset, off_t len). */
+    private static final class Fallocate {
+        static final MethodHandle H = bind("fallocate", FunctionDescriptor.of(INT, INT, INT, OFF_T, OFF_T),
+                SAVE_ERRNO);
+    }
+
+    /** off_t lseek(int fd, off_t offset, int whence). */
+    private static final class Lseek {
+        static final MethodHandle H = bind("lseek", FunctionDescriptor.of(OFF_T, INT, OFF_T, INT), SAVE_ERRNO);
+    }
+
+    /** int fstat(int fd, struct stat *st). */
+    private static final class Fstat {
+        static final MethodHandle H = bind("fstat", FunctionDescriptor.of(INT, INT, PTR), SAVE_ERRNO);
+    }
+
+    /** int ftruncate(int fd, off_t length). */
+    private static final class Ftruncate {
+        static final MethodHandle H = bind("ftruncate", FunctionDescriptor.of(INT, INT, OFF_T), SAVE_ERRNO);
+    }
+
     /** char *strerror(int): glibc's text for an errno, the text QEMU prints. */
-    private static final MethodHandle STRERROR = bind("strerror", FunctionDescriptor.of(PTR, INT));
+    private static final class Strerror {
+        static final MethodHandle H = bind("strerror", FunctionDescriptor.of(PTR, INT));
+    }
 
     private Libc() {
     }
@@ -236,14 +280,14 @@ final class Libc {
     static int open(String path, int flags, int mode) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cpath = arena.allocateFrom(path);
-            return (int) syscall("open", OnEintr.RETRY, state -> (int) OPEN.invokeExact(state, cpath, flags, mode));
+            return (int) syscall("open", OnEintr.RETRY, state -> (int) Open.H.invokeExact(state, cpath, flags, mode));
         }
     }
 
     /** close(2); errors are ignored, as there is nothing left to do with the descriptor. */
     static void close(int fd) {
         try {
-            syscall("close", OnEintr.FAIL, state -> (int) CLOSE.invokeExact(state, fd));
+            syscall("close", OnEintr.FAIL, state -> (int) Close.H.invokeExact(state, fd));
         } catch (ErrnoException ignored) {
             // Not retried on EINTR either: Linux has released the descriptor already.
         }
@@ -252,20 +296,20 @@ final class Libc {
     /** fallocate(2), retried on EINTR. */
     static void fallocate(int fd, int mode, long offset, long length) throws ErrnoException {
         syscall("fallocate(" + fallocateModeName(mode) + ")", OnEintr.RETRY,
-                state -> (int) FALLOCATE.invokeExact(state, fd, mode, offset, length));
+                state -> (int) Fallocate.H.invokeExact(state, fd, mode, offset, length));
     }
 
     /** lseek(2); returns the new offset. */
     static long lseek(int fd, long offset, int whence) throws ErrnoException {
         String call = whence == SEEK_DATA ? "lseek(SEEK_DATA)" : whence == SEEK_HOLE ? "lseek(SEEK_HOLE)" : "lseek";
-        return syscall(call, OnEintr.FAIL, state -> (long) LSEEK.invokeExact(state, fd, offset, whence));
+        return syscall(call, OnEintr.FAIL, state -> (long) Lseek.H.invokeExact(state, fd, offset, whence));
     }
 
     /** fstat(2). */
     static Stat fstat(int fd) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment st = arena.allocate(STAT_SIZE, 8);
-            syscall("fstat", OnEintr.FAIL, state -> (int) FSTAT.invokeExact(state, fd, st));
+            syscall("fstat", OnEintr.FAIL, state -> (int) Fstat.H.invokeExact(state, fd, st));
             return new Stat(st.get(ValueLayout.JAVA_INT, STAT_MODE_OFFSET),
                     st.get(ValueLayout.JAVA_LONG, STAT_SIZE_OFFSET),
                     st.get(ValueLayout.JAVA_LONG, STAT_BLOCKS_OFFSET));
@@ -274,7 +318,7 @@ final class Libc {
 
     /** ftruncate(2): shrinks, or grows with a hole, retried on EINTR. */
     static void ftruncate(int fd, long length) throws ErrnoException {
-        syscall("ftruncate", OnEintr.RETRY, state -> (int) FTRUNCATE.invokeExact(state, fd, length));
+        syscall("ftruncate", OnEintr.RETRY, state -> (int) Ftruncate.H.invokeExact(state, fd, length));
     }
 
     /**
@@ -288,7 +332,7 @@ final class Libc {
         int r;
         try {
             do {
-                r = (int) POSIX_FALLOCATE.invokeExact(fd, offset, length);
+                r = (int) PosixFallocate.H.invokeExact(fd, offset, length);
             } while (r == EINTR);
         } catch (Throwable t) {
             throw linkageFailure("posix_fallocate", t);
@@ -300,19 +344,19 @@ final class Libc {
 
     /** pwrite(2) of the first {@code length} bytes of {@code buf}, retried on EINTR; returns the bytes written. */
     static long pwrite(int fd, MemorySegment buf, long length, long offset) throws ErrnoException {
-        return syscall("pwrite", OnEintr.RETRY, state -> (long) PWRITE.invokeExact(state, fd, buf, length, offset));
+        return syscall("pwrite", OnEintr.RETRY, state -> (long) Pwrite.H.invokeExact(state, fd, buf, length, offset));
     }
 
     /** fsync(2): data and all metadata, for a file just created and filled. */
     static void fsync(int fd) throws ErrnoException {
-        syscall("fsync", OnEintr.FAIL, state -> (int) FSYNC.invokeExact(state, fd));
+        syscall("fsync", OnEintr.FAIL, state -> (int) Fsync.H.invokeExact(state, fd));
     }
 
     /** fcntl(F_OFD_SETLK): places a lock of {@code type} on {@code length} bytes at {@code start}, without waiting. */
     static void setLock(int fd, short type, long start, long length) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment fl = flock(arena, type, start, length);
-            syscall("fcntl(F_OFD_SETLK)", OnEintr.FAIL, state -> (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_SETLK,
+            syscall("fcntl(F_OFD_SETLK)", OnEintr.FAIL, state -> (int) FcntlLock.H.invokeExact(state, fd, F_OFD_SETLK,
                     fl));
         }
     }
@@ -324,7 +368,7 @@ final class Libc {
     static short conflictingLock(int fd, short type, long start, long length) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment fl = flock(arena, type, start, length);
-            syscall("fcntl(F_OFD_GETLK)", OnEintr.FAIL, state -> (int) FCNTL_LOCK.invokeExact(state, fd, F_OFD_GETLK,
+            syscall("fcntl(F_OFD_GETLK)", OnEintr.FAIL, state -> (int) FcntlLock.H.invokeExact(state, fd, F_OFD_GETLK,
                     fl));
             return fl.get(ValueLayout.JAVA_SHORT, FLOCK_TYPE_OFFSET);
         }
@@ -343,7 +387,7 @@ final class Libc {
     /** glibc's strerror text, e.g. "Operation not supported". */
     static String strerror(int errno) {
         try {
-            MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
+            MemorySegment s = (MemorySegment) Strerror.H.invokeExact(errno);
             // The result points into glibc's static tables; reading stops at the terminating NUL.
             return s.reinterpret(Long.MAX_VALUE).getString(0);
         } catch (Throwable t) {
