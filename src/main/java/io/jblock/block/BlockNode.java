@@ -1,9 +1,10 @@
 package io.jblock.block;
 
+import io.jblock.engine.FlushBatcher;
+
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A node of the block graph: a protocol (file, memory), a format (raw, qcow2)
@@ -39,10 +40,16 @@ public abstract class BlockNode implements AutoCloseable {
 
     /** Bumped after every completed write, zero-write, discard and truncate (QEMU's write_gen). */
     private final AtomicLong writeGeneration = new AtomicLong();
-    /** The write generation that the last successful flush to disk covered. */
+    /** The write generation that the last successful flush to disk covered; only a flush's run touches it. */
     private long flushedGeneration;
-    /** Flushes of one node run one at a time, so two never race on flushedGeneration. */
-    private final ReentrantLock flushLock = new ReentrantLock();
+    /**
+     * Flushes of one node run one at a time, and callers that overlap share
+     * runs: each gets a run that started after it called (group commit, see
+     * {@link FlushBatcher}), so N writethrough writes in flight need a few
+     * fdatasyncs, not N. A write whose FUA this node emulates announces its
+     * flush before it starts, so a run about to start can wait for it.
+     */
+    private final FlushBatcher flushes = new FlushBatcher();
     private final AtomicLong diskFlushes = new AtomicLong();
 
     protected BlockNode(String driverName, NodeSettings settings) {
@@ -131,13 +138,21 @@ public abstract class BlockNode implements AutoCloseable {
             return;
         }
         boolean emulateFua = emulatesFua(flags);
+        if (emulateFua) {
+            flushes.expect();
+        }
+        boolean done = false;
         try {
             doWrite(offset, src, driverFlags(flags));
+            done = true;
         } finally {
             writeGeneration.incrementAndGet();
+            if (emulateFua && !done) {
+                flushes.withdraw();
+            }
         }
         if (emulateFua) {
-            flush();
+            flushes.sync(this::flushOnce, true);
         }
     }
 
@@ -156,13 +171,21 @@ public abstract class BlockNode implements AutoCloseable {
             flags &= ~WriteFlags.MAY_UNMAP;
         }
         boolean emulateFua = emulatesFua(flags);
+        if (emulateFua) {
+            flushes.expect();
+        }
+        boolean done = false;
         try {
             doWriteZeroes(offset, length, driverFlags(flags));
+            done = true;
         } finally {
             writeGeneration.incrementAndGet();
+            if (emulateFua && !done) {
+                flushes.withdraw();
+            }
         }
         if (emulateFua) {
-            flush();
+            flushes.sync(this::flushOnce, true);
         }
     }
 
@@ -214,26 +237,26 @@ public abstract class BlockNode implements AutoCloseable {
      * last flush. Acknowledged in every mode.
      */
     public final void flush() throws BlockException {
-        flushLock.lock();
-        try {
-            long generation = writeGeneration.get();
-            BlockNode primary = primaryChild();
+        flushes.sync(this::flushOnce);
+    }
+
+    /** One run of {@link #flush()}, shared by every caller that arrived before it started. */
+    private void flushOnce() throws BlockException {
+        long generation = writeGeneration.get();
+        BlockNode primary = primaryChild();
+        if (primary != null) {
+            primary.debugEvent(DebugEvent.FLUSH_TO_OS); // QEMU's bdrv_co_flush reports both steps
+        }
+        flushToOs();
+        if (!settings.noFlush() && generation != flushedGeneration) {
             if (primary != null) {
-                primary.debugEvent(DebugEvent.FLUSH_TO_OS); // QEMU's bdrv_co_flush reports both steps
+                primary.debugEvent(DebugEvent.FLUSH_TO_DISK);
             }
-            flushToOs();
-            if (!settings.noFlush() && generation != flushedGeneration) {
-                if (primary != null) {
-                    primary.debugEvent(DebugEvent.FLUSH_TO_DISK);
-                }
-                flushToDisk();
-                if (hasMedium()) {
-                    diskFlushes.incrementAndGet();
-                }
-                flushedGeneration = generation;
+            flushToDisk();
+            if (hasMedium()) {
+                diskFlushes.incrementAndGet();
             }
-        } finally {
-            flushLock.unlock();
+            flushedGeneration = generation;
         }
         for (BlockChild c : children()) {
             c.node().flush();

@@ -170,7 +170,7 @@ final class IoUringFile extends ForwardingEngineFile {
         }
         int errno = -res;
         // The file system says no (as ThreadsEngine decides): the caller falls back.
-        if (errno == Libc.EOPNOTSUPP || errno == Libc.EINVAL || errno == Libc.ENOSYS || errno == Libc.ENODEV) {
+        if (Libc.isRefusedByFileSystem(errno)) {
             return false;
         }
         throw new ErrnoException(call, errno);

@@ -24,8 +24,9 @@ import java.nio.file.Path;
  * <p>Constants are the values of Linux with glibc on x86_64 and aarch64 (both
  * use the asm-generic numbers for everything here). A downcall pins the
  * virtual thread's carrier while it runs: these calls are metadata operations
- * (fallocate of a range, a seek, a stat), not the data path, which stays on
- * FileChannel where the JDK compensates for the blocked carrier.
+ * (fallocate of a range, a seek, a stat), and the data path of virtual
+ * threads stays on FileChannel where the JDK compensates for the blocked
+ * carrier; pread, pwrite and fdatasync here are for platform threads.
  */
 final class Libc {
     // ---- open(2) flags (asm-generic/fcntl.h)
@@ -177,6 +178,17 @@ final class Libc {
     /** int fsync(int fd). */
     private static final class Fsync {
         static final MethodHandle H = bind("fsync", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
+    }
+
+    /** ssize_t pread(int fd, void *buf, size_t count, off_t offset). */
+    private static final class Pread {
+        static final MethodHandle H = bind("pread", FunctionDescriptor.of(OFF_T, INT, PTR, OFF_T, OFF_T),
+                SAVE_ERRNO);
+    }
+
+    /** int fdatasync(int fd). */
+    private static final class Fdatasync {
+        static final MethodHandle H = bind("fdatasync", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
     }
 
     /** int fcntl(int fd, int cmd, ...): variadic after cmd; here the argument is a struct flock pointer. */
@@ -347,6 +359,16 @@ final class Libc {
         return syscall("pwrite", OnEintr.RETRY, state -> (long) Pwrite.H.invokeExact(state, fd, buf, length, offset));
     }
 
+    /** pread(2) into the first {@code length} bytes of {@code buf}, retried on EINTR; returns the bytes read, 0 at the end. */
+    static long pread(int fd, MemorySegment buf, long length, long offset) throws ErrnoException {
+        return syscall("pread", OnEintr.RETRY, state -> (long) Pread.H.invokeExact(state, fd, buf, length, offset));
+    }
+
+    /** fdatasync(2). Not retried on EINTR: the caller's flush fails, as QEMU's does. */
+    static void fdatasync(int fd) throws ErrnoException {
+        syscall("fdatasync", OnEintr.FAIL, state -> (int) Fdatasync.H.invokeExact(state, fd));
+    }
+
     /** fsync(2): data and all metadata, for a file just created and filled. */
     static void fsync(int fd) throws ErrnoException {
         syscall("fsync", OnEintr.FAIL, state -> (int) Fsync.H.invokeExact(state, fd));
@@ -410,6 +432,16 @@ final class Libc {
             sb.append("KEEP_SIZE|");
         }
         return sb.substring(0, sb.length() - 1);
+    }
+
+    /**
+     * The file system (not the disk) says no: EOPNOTSUPP for a mode it lacks,
+     * EINVAL for a mode or range it rejects, ENOSYS for a kernel without the
+     * call, ENODEV for a file that is not a regular one (QEMU treats the same
+     * set as ENOTSUP). The one rule for every engine's fallocate and seeks.
+     */
+    static boolean isRefusedByFileSystem(int errno) {
+        return errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS || errno == ENODEV;
     }
 
     static int errno(MemorySegment state) {

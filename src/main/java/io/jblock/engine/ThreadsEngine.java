@@ -4,6 +4,8 @@ import com.sun.nio.file.ExtendedOpenOption;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Reference;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.OpenOption;
@@ -18,10 +20,13 @@ import java.util.Set;
  * thread that is in here: an interrupt closes the channel for everyone.
  *
  * <p>Each open file has two descriptors on the same file. The FileChannel does
- * the data path (read, write, fdatasync). A FileChannel does not reveal its
+ * the data path (read, write, fdatasync) for virtual threads, where the JDK
+ * compensates for the carrier it blocks. A FileChannel does not reveal its
  * descriptor without JDK internals, so for fallocate, lseek SEEK_DATA/SEEK_HOLE,
  * fstat and ftruncate the path is opened a second time with open(2) through
- * FFM ({@link Libc}), with the same access mode.
+ * FFM ({@link Libc}), with the same access mode (and O_DIRECT if asked);
+ * platform threads (the NBD server's workers, img bench with aio=threads) do
+ * their pread, pwrite and fdatasync on that descriptor too.
  * The FFM open comes first: its errno gives the exact reason an open fails
  * (EISDIR, EACCES, ENOENT, EROFS), and its fstat refuses what is not a regular
  * file before anything else touches it.
@@ -70,7 +75,7 @@ public final class ThreadsEngine implements IoEngine {
             }
             FileChannel ch = FileChannel.open(path, opts);
             try {
-                return new ChannelFile(ch, fd, direct ? probeAlignment(ch) : 1);
+                return new ChannelFile(ch, fd, direct ? probeAlignment(ch) : 1, readOnly);
             } catch (IOException | RuntimeException e) {
                 ch.close();
                 throw e;
@@ -119,28 +124,71 @@ public final class ThreadsEngine implements IoEngine {
         private final int fd;
         private final int alignment;
         private final FlushBatcher syncs = new FlushBatcher();
+        private final boolean readOnly;
 
-        ChannelFile(FileChannel ch, int fd, int alignment) {
+        ChannelFile(FileChannel ch, int fd, int alignment, boolean readOnly) {
             this.ch = ch;
             this.fd = fd;
             this.alignment = alignment;
+            this.readOnly = readOnly;
         }
 
         @Override
         public int read(ByteBuffer dst, long pos) throws IOException {
+            if (onPlatformThread(dst) && !dst.isReadOnly()) {
+                if (pos < 0) {
+                    throw new IllegalArgumentException("Negative position");
+                }
+                long n = Libc.pread(fd, MemorySegment.ofBuffer(dst), dst.remaining(), pos);
+                Reference.reachabilityFence(dst);
+                if (n == 0 && dst.hasRemaining()) {
+                    return -1;
+                }
+                dst.position(dst.position() + (int) n);
+                return (int) n;
+            }
             return ch.read(dst, pos);
         }
 
         @Override
         public int write(ByteBuffer src, long pos) throws IOException {
+            if (onPlatformThread(src) && !readOnly) {
+                if (pos < 0) {
+                    throw new IllegalArgumentException("Negative position");
+                }
+                long n = Libc.pwrite(fd, MemorySegment.ofBuffer(src), src.remaining(), pos);
+                Reference.reachabilityFence(src);
+                src.position(src.position() + (int) n);
+                return (int) n;
+            }
             return ch.write(src, pos);
+        }
+
+        /**
+         * Whether a transfer of {@code buf} can go straight to pread/pwrite on
+         * the FFM descriptor: a direct buffer (it has an address), on a
+         * platform thread (a downcall would pin a virtual thread's carrier
+         * without compensation, where FileChannel has the JDK add a carrier).
+         * A FileChannel call on a platform thread is the same system call plus
+         * the channel's bookkeeping: its set of threads in I/O, locked on every
+         * call by every thread, which 32 writers on one file contend for.
+         */
+        private static boolean onPlatformThread(ByteBuffer buf) {
+            return buf.isDirect() && !Thread.currentThread().isVirtual();
         }
 
         @Override
         public void datasync() throws IOException {
-            // force(false) is fdatasync(2), and runs with the carrier compensated, unlike an FFM call.
-            // Concurrent callers share one (FlushBatcher): writethrough at depth 32 is a few, not 32.
-            syncs.sync(() -> ch.force(false));
+            // force(false) is fdatasync(2), and runs with the carrier compensated, unlike an FFM call;
+            // on a platform thread the FFM call does the same without the channel's bookkeeping.
+            // Callers that overlap share one (FlushBatcher): writethrough at depth 32 is a few, not 32.
+            syncs.sync(() -> {
+                if (!Thread.currentThread().isVirtual()) {
+                    Libc.fdatasync(fd);
+                } else {
+                    ch.force(false);
+                }
+            });
         }
 
         @Override
@@ -174,7 +222,7 @@ public final class ThreadsEngine implements IoEngine {
                 Libc.fallocate(fd, mode, offset, length);
                 return true;
             } catch (ErrnoException e) {
-                if (isRefusedByFileSystem(e.errno())) {
+                if (Libc.isRefusedByFileSystem(e.errno())) {
                     return false;
                 }
                 throw e;
@@ -198,7 +246,7 @@ public final class ThreadsEngine implements IoEngine {
                 if (e.errno() == Libc.ENXIO) {
                     return -1;
                 }
-                if (isRefusedByFileSystem(e.errno())) {
+                if (Libc.isRefusedByFileSystem(e.errno())) {
                     throw new UnsupportedOperationException(e.getMessage());
                 }
                 throw e;
@@ -227,16 +275,6 @@ public final class ThreadsEngine implements IoEngine {
             } finally {
                 Libc.close(fd);
             }
-        }
-
-        /**
-         * The file system (not the disk) says no: EOPNOTSUPP for a mode it lacks,
-         * EINVAL for a mode or range it rejects, ENOSYS for a kernel without the
-         * call, ENODEV for a file that is not a regular one (QEMU treats the same set as ENOTSUP).
-         */
-        private static boolean isRefusedByFileSystem(int errno) {
-            return errno == Libc.EOPNOTSUPP || errno == Libc.EINVAL || errno == Libc.ENOSYS
-                    || errno == Libc.ENODEV;
         }
     }
 }

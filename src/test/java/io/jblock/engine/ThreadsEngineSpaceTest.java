@@ -132,8 +132,19 @@ class ThreadsEngineSpaceTest {
             ByteBuffer buf = arena.allocate(2L * a, a).asByteBuffer();
             assertThat(f.read(buf.clear().limit(a), a)).isEqualTo(a);
             if (a > 512) {
+                // What the probe refused, the FileChannel of virtual threads refuses too. (The pread of
+                // platform threads may take it, where the kernel's own limit is smaller than the JDK's;
+                // callers keep to alignment() either way.)
                 int half = a / 2;
-                assertThatThrownBy(() -> f.read(buf.clear().limit(half), half)).isInstanceOf(IOException.class);
+                Throwable[] thrown = new Throwable[1];
+                Thread.ofVirtual().start(() -> {
+                    try {
+                        f.read(buf.clear().limit(half), half);
+                    } catch (Throwable t) {
+                        thrown[0] = t;
+                    }
+                }).join();
+                assertThat(thrown[0]).isInstanceOf(IOException.class);
             }
         }
     }

@@ -41,6 +41,8 @@ public final class AotTraining {
                 run("qemu-io", "-f", "raw", "-c", "write -P 1 0 64k", "-c", "read -P 1 0 64k", raw);
                 run("qemu-io", "-f", "qcow2", "-c", "read 0 64k", qcow2);
                 run("qemu-img", "bench", "-f", "raw", "-w", "-c", "2000", "-d", "8", raw);
+                // Writethrough: FUA emulation and the flushes its writes share (FlushBatcher).
+                run("qemu-img", "bench", "-f", "raw", "-w", "-t", "writethrough", "-c", "200", "-d", "8", raw);
                 run("qemu-img", "bench", "-f", "raw", "-c", "2000", "-i", "io_uring", raw);
                 run("qemu-img", "bench", "-f", "qcow2", "-c", "200", qcow2);
                 // qcow2 writes (in place and allocating, 4 KiB and 1 MiB) and convert both ways.

@@ -21,9 +21,11 @@ import java.util.Locale;
  *
  * <p>Issues {@code count} reads (or writes of the pattern byte with -w) of
  * {@code buffer_size} bytes, keeping {@code depth} of them in flight, and
- * prints how long the run took. Each request in flight has a virtual thread
- * of its own, which parks while its engine works, as a coroutine of QEMU's
- * AIO does; {@link BenchSchedule} decides the offsets and the flushes.
+ * prints how long the run took. Each request in flight has a thread of its
+ * own: a virtual one, which parks while a ring engine works, as a coroutine
+ * of QEMU's AIO does, or with aio=threads a platform one that blocks in the
+ * system call, as a worker of QEMU's thread pool does (see
+ * {@link #requestThreads}); {@link BenchSchedule} decides the offsets and the flushes.
  *
  * <p>As qemu-img 7.2: -n selects native AIO (it does not mean cache=none
  * here), -q changes nothing in the output, and there is no --object.
@@ -131,7 +133,7 @@ final class BenchCommand implements ImgCommand {
             ctx.out().flush();
             BenchSchedule schedule = new BenchSchedule(o.count, o.offset, step, imageSize, o.flushInterval,
                     o.drain);
-            long elapsed = run(ctx, drive, schedule, o);
+            long elapsed = run(ctx, drive, schedule, o, aio);
             ctx.out().print(String.format(Locale.ROOT, "Run completed in %3.3f seconds.\n", elapsed / 1e9));
             return 0;
         } catch (BlockException e) {
@@ -140,7 +142,8 @@ final class BenchCommand implements ImgCommand {
     }
 
     /** Runs the requests on min(depth, count) virtual threads; returns the nanoseconds they took. */
-    private static long run(ImgContext ctx, Drive drive, BenchSchedule schedule, Options o) throws ImgExit {
+    private static long run(ImgContext ctx, Drive drive, BenchSchedule schedule, Options o, AioMode aio)
+            throws ImgExit {
         int workers = Math.min(o.depth, o.count);
         BenchFailure failure = new BenchFailure(schedule);
         List<Thread> threads = new ArrayList<>(workers);
@@ -154,7 +157,7 @@ final class BenchCommand implements ImgCommand {
             long start = System.nanoTime();
             for (int i = 0; i < workers; i++) {
                 ByteBuffer buf = buffers.get(i);
-                threads.add(Thread.ofVirtual().name("bench-" + i).start(
+                threads.add(requestThreads(aio).name("bench-" + i).start(
                         () -> work(drive, schedule, buf, o.write, failure)));
             }
             joinAll(threads);
@@ -165,6 +168,20 @@ final class BenchCommand implements ImgCommand {
             }
             return elapsed;
         }
+    }
+
+    /**
+     * The threads the request slots run on. With aio=threads every request
+     * blocks its thread in a system call, so each slot gets a platform thread
+     * of its own, as each request gets a worker of QEMU's thread pool: on a
+     * virtual thread every such call would have the JDK wake a spare carrier
+     * to stand in for the blocked one, a hand-off per request, and after a
+     * shared flush the 32 writers would start their next writes one carrier
+     * wake-up after another. The ring engines park their threads without
+     * blocking a carrier, so they keep virtual threads.
+     */
+    private static Thread.Builder requestThreads(AioMode aio) {
+        return aio == AioMode.THREADS ? Thread.ofPlatform().daemon() : Thread.ofVirtual();
     }
 
     /** One request slot: issue, wait, report, until the schedule has nothing left. */
