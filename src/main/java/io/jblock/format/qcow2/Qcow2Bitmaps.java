@@ -517,8 +517,9 @@ public final class Qcow2Bitmaps {
     void checkResizable() throws BlockException {
         lock.lock();
         try {
-            for (Qcow2DirtyBitmap b : list) {
-                if (b.inconsistent) {
+            for (Qcow2BitmapDirectory.Entry e : directory) { // QEMU walks the directory, in its order
+                Qcow2DirtyBitmap b = find(e.name());
+                if (b != null && b.inconsistent) {
                     throw inconsistent(b);
                 }
             }
