@@ -42,8 +42,8 @@ final class BitmapOracle {
     }
 
     /** jblock's qemu-io, in this JVM; returns its stderr (asserting success). */
-    static String jblockIo(Path image, List<String> commands) {
-        List<String> argv = new ArrayList<>();
+    static String jblockIo(Path image, List<String> commands, String... options) {
+        List<String> argv = new ArrayList<>(List.of(options));
         for (String c : commands) {
             argv.add("-c");
             argv.add(c);
@@ -65,7 +65,8 @@ final class BitmapOracle {
     static String infoJson(Path image) {
         QemuImgOracle.Run r = QemuImgOracle.qemu(List.of("info", "--output=json", "-U", image.toString()));
         assertThat(r.status()).as("qemu-img info %s: %s", image, r).isZero();
-        return r.out().lines().filter(l -> !l.contains("\"filename\"") && !l.contains("\"actual-size\""))
+        return r.out().lines().filter(l -> !l.contains("\"filename\"") && !l.contains("\"actual-size\"")
+                        && !l.contains("\"full-backing-filename\""))
                 .reduce("", (a, b) -> a + b + "\n");
     }
 
