@@ -92,14 +92,16 @@ final class Qcow2BitmapDirectory {
         if (size > Qcow2Extensions.Bitmaps.MAX_DIRECTORY_SIZE) {
             throw new BlockException.Corrupt("Requested bitmap directory size is too big");
         }
-        if (ext.directoryOffset() > fileLength - size) {
-            // QEMU reads zeroes past the end and then fails on the entries; jblock never reads outside the file.
-            throw new BlockException.Corrupt("Failed to read bitmap directory: the directory at offset "
-                    + ext.directoryOffset() + " (" + size + " bytes) lies past the end of the file (" + fileLength
-                    + " bytes)");
-        }
         ByteBuffer dir = ByteBuffer.allocate((int) size);
-        file.read(ext.directoryOffset(), dir);
+        // As QEMU, bytes past the end of the file read as zeroes (and then fail the checks below).
+        if (ext.directoryOffset() < 0) {
+            throw new BlockException.Corrupt("Failed to read bitmap directory: " + Errno.EIO.text());
+        }
+        long inFile = Math.max(0, Math.min(size, fileLength - ext.directoryOffset()));
+        if (inFile > 0) {
+            file.read(ext.directoryOffset(), dir.limit((int) inFile));
+        }
+        dir.clear();
         List<Entry> out = new ArrayList<>();
         int at = 0;
         while (at < size) {
@@ -186,12 +188,16 @@ final class Qcow2BitmapDirectory {
      */
     static long[] loadTable(BlockNode file, long fileLength, Entry e, long clusterSize) throws BlockException {
         long bytes = Integer.toUnsignedLong(e.tableSize()) * 8;
-        if (e.tableOffset() > fileLength - bytes) {
-            throw new BlockException(Errno.EINVAL, "bitmap table of '" + e.name() + "' at offset "
-                    + e.tableOffset() + " lies past the end of the file");
+        if (e.tableOffset() < 0) {
+            throw new BlockException(Errno.EIO, Errno.EIO.text()); // QEMU's read there fails so
         }
         ByteBuffer b = ByteBuffer.allocate((int) bytes);
-        file.read(e.tableOffset(), b);
+        // As QEMU, a table past the end of the file reads as zeroes (all clean); nothing outside it is read.
+        long inFile = Math.max(0, Math.min(bytes, fileLength - e.tableOffset()));
+        if (inFile > 0) {
+            file.read(e.tableOffset(), b.limit((int) inFile));
+        }
+        b.clear();
         long[] table = new long[e.tableSize()];
         for (int i = 0; i < table.length; i++) {
             table[i] = b.getLong(i * 8);

@@ -255,6 +255,30 @@ public final class Qcow2Bitmaps {
         }
     }
 
+    /**
+     * QEMU's qcow2_get_persistent_dirty_bitmap_size: the bytes copying every
+     * bitmap (inconsistent ones too) would take in an image of
+     * {@code clusterSize}, as if each were fully allocated: data, table, and
+     * the directory.
+     */
+    public long measure(long clusterSize) {
+        lock.lock();
+        try {
+            long total = 0;
+            long dir = 0;
+            for (Qcow2DirtyBitmap b : list) {
+                long bytes = ((b.size() + b.granularity() - 1) / b.granularity() + 7) / 8;
+                long clusters = (bytes + clusterSize - 1) / clusterSize;
+                total += clusters * clusterSize;
+                total += (clusters * 8 + clusterSize - 1) / clusterSize * clusterSize;
+                dir += Qcow2BitmapDirectory.entrySize(Qcow2BitmapDirectory.nameBytes(b.name), 0);
+            }
+            return total + (dir + clusterSize - 1) / clusterSize * clusterSize;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Whether the image format can hold persistent bitmaps (version 3). */
     public boolean supported() {
         return header.version() >= 3;
@@ -698,7 +722,7 @@ public final class Qcow2Bitmaps {
         ext = newExt;
         directory = List.copyOf(dir);
         if (old != null && old.directorySize() > 0) {
-            refcounts.free(old.directoryOffset(), old.directorySize());
+            freeQuietly(old.directoryOffset(), old.directorySize());
         }
     }
 
@@ -713,9 +737,37 @@ public final class Qcow2Bitmaps {
         for (long t : table) {
             long off = t & Qcow2BitmapDirectory.TABLE_OFFSET;
             if (off != 0) {
-                refcounts.free(off, g.clusterSize());
+                freeQuietly(off, g.clusterSize());
             }
         }
-        refcounts.free(e.tableOffset(), Integer.toUnsignedLong(e.tableSize()) * 8);
+        freeQuietly(e.tableOffset(), Integer.toUnsignedLong(e.tableSize()) * 8);
+    }
+
+    /**
+     * Frees clusters nothing points at any more. A failure (a damaged image
+     * whose old bitmap named clusters with no reference) leaks at worst: it
+     * is reported as QEMU's qcow2_free_clusters reports it, and the rest goes on.
+     */
+    private void freeQuietly(long offset, long length) {
+        boolean failed = false;
+        Errno why = Errno.EINVAL;
+        long cs = g.clusterSize();
+        for (long at = offset & -cs; at < offset + length; at += cs) {
+            try {
+                refcounts.free(at, 1);
+            } catch (BlockException e) {
+                if (!failed) {
+                    try {
+                        why = refcounts.covered(at) ? Errno.EINVAL : Errno.EAGAIN;
+                    } catch (BlockException ex) {
+                        why = ex.errno();
+                    }
+                }
+                failed = true;
+            }
+        }
+        if (failed) {
+            System.err.println("qcow2_free_clusters failed: " + why.text());
+        }
     }
 }

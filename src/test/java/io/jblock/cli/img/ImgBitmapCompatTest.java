@@ -203,10 +203,12 @@ class ImgBitmapCompatTest {
     // ------------------------------------------------------------------ info and check
 
     @Test
-    void infoAndCheckShowBitmapsAsQemuImgDoes() {
+    void infoCheckAndMeasureShowBitmapsAsQemuImgDoes() {
         for (Path img : List.of(plain, inUse, same, big)) {
             for (List<String> form : List.of(args("info"), args("info", "--output=json"), args("check"),
-                    args("check", "--output=json"), args("info", "-U", "--output", "human"))) {
+                    args("check", "--output=json"), args("info", "-U", "--output", "human"),
+                    args("measure", "-O", "qcow2"), args("measure", "--output=json", "-O", "qcow2", "-o",
+                            "cluster_size=4k"))) {
                 List<String> a = new ArrayList<>(form);
                 a.add(img.toString());
                 assertSameAsQemu(a);
