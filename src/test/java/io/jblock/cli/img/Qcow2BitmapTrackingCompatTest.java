@@ -146,6 +146,70 @@ class Qcow2BitmapTrackingCompatTest {
         return out;
     }
 
+    /**
+     * Many virtual threads write, zero and discard through one drive at once
+     * (seeded); every range any of them touched must be dirty in QEMU's
+     * reading of each enabled bitmap, and nothing else.
+     */
+    @Test
+    void concurrentRequestsMarkEveryRangeTheyTouched() throws Exception {
+        long seed = new Random().nextLong();
+        System.out.println("Qcow2BitmapTrackingCompatTest concurrent seed " + seed);
+        Path j = copy(template, "c");
+        List<long[]> touched = java.util.Collections.synchronizedList(new ArrayList<>());
+        try (io.jblock.block.Drive d = io.jblock.options.DriveOpener.standard().open(
+                io.jblock.options.DriveConfig.parseDrive("file=" + j + ",format=qcow2,discard=unmap"))) {
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 8; t++) {
+                Random r = new Random(seed + t);
+                threads.add(Thread.ofVirtual().start(() -> {
+                    try {
+                        for (int i = 0; i < 25; i++) {
+                            int len = 1 + r.nextInt(r.nextBoolean() ? 2048 : 200_000);
+                            long off = r.nextLong(SIZE - len + 1);
+                            switch (r.nextInt(3)) {
+                                case 0 -> d.writeZeroes(off, len, 0);
+                                case 1 -> d.discard(off, len);
+                                default -> d.write(off, ByteBuffer.allocate(len), 0);
+                            }
+                            touched.add(new long[] {off, off + len});
+                        }
+                    } catch (io.jblock.block.BlockException e) {
+                        throw new AssertionError(e);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+        }
+        assertCheckClean(j);
+        assertThat(infoJson(j)).doesNotContain("in-use");
+        for (String[] b : new String[][] {{"b1", "65536"}, {"b2", "4096"}, {"b4", "512"}}) {
+            List<long[]> expected = shadow(Long.parseLong(b[1]), touched,
+                    List.of(new long[] {0, 256 << 10}, new long[] {3 << 20, 4 << 20}));
+            assertThat(text(dirtyRanges(dirtyMap(j, b[0])))).as("seed %d, bitmap %s", seed, b[0])
+                    .isEqualTo(text(expected));
+        }
+    }
+
+    @Test
+    void jblockReadsBitmapsAsQemuDoes() throws Exception {
+        Path img = copy(template, "r");
+        qemuIo(img, List.of("write 7M 10k", "discard 9M 4k"));
+        try (io.jblock.block.Drive d = io.jblock.options.DriveOpener.standard().open(
+                io.jblock.options.DriveConfig.parseDrive("file=" + img + ",format=qcow2,read-only=on"))) {
+            var bitmaps = ((io.jblock.format.qcow2.Qcow2Node) d.root()).bitmaps();
+            for (String name : List.of("b1", "b2", "b3", "b4")) {
+                List<long[]> mine = new ArrayList<>();
+                for (long[] x : bitmaps.dirtyRanges(name)) {
+                    mine.add(new long[] {x[0], x[0] + x[1]});
+                }
+                assertThat(text(mine)).as(name).isEqualTo(text(dirtyRanges(dirtyMap(img, name))));
+            }
+        }
+    }
+
     @Test
     void imageWithBitmapsInUseIsWrittenAsQemuWritesIt() throws Exception {
         Path inUse = copy(template, "u");
