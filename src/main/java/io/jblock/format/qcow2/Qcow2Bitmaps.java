@@ -64,6 +64,14 @@ public final class Qcow2Bitmaps {
     private Qcow2Extensions.Bitmaps ext;
     /** QEMU's bs->dirty_bitmaps: newest first (loaded ones in reverse directory order). */
     private final List<Qcow2DirtyBitmap> list = new ArrayList<>();
+    /**
+     * The most memory the bitmaps of one image may take: QEMU allows 512 MiB
+     * per bitmap and 65535 bitmaps, and allocates them all at open; jblock
+     * refuses, with a clear error, what would exhaust its heap.
+     */
+    static final long MEMORY_LIMIT = Math.max(64L << 20, Runtime.getRuntime().maxMemory() / 4);
+    /** Bytes of bitmap words held in memory. */
+    private long memory;
     /** The enabled, consistent bitmaps: what a guest write marks. */
     private volatile Qcow2DirtyBitmap[] active = new Qcow2DirtyBitmap[0];
 
@@ -126,6 +134,7 @@ public final class Qcow2Bitmaps {
 
     /** QEMU's load_bitmap_data: 0 entries are clean, 1 entries all dirty, others name a data cluster. */
     private void loadData(Qcow2DirtyBitmap bm, long[] table, long fileLength) throws BlockException {
+        reserve(bm);
         bm.setLoaded();
         int cs = (int) g.clusterSize();
         ByteBuffer buf = ByteBuffer.allocate(cs);
@@ -154,6 +163,7 @@ public final class Qcow2Bitmaps {
         }
         Qcow2BitmapDirectory.Entry e = entry(directory, bm.name);
         if (e == null) {
+            reserve(bm);
             bm.setLoaded();
             return;
         }
@@ -356,7 +366,9 @@ public final class Qcow2Bitmaps {
                 throw new BlockException(Errno.EINVAL, prefix + "Not enough space in the bitmap directory");
             }
             Qcow2DirtyBitmap bm = new Qcow2DirtyBitmap(name, Long.numberOfTrailingZeros(gran), node.length(),
-                    !disabled, false, true);
+                    !disabled, false, false);
+            reserve(bm);
+            bm.setLoaded();
             list.addFirst(bm);
             refreshActive();
         } finally {
@@ -407,6 +419,9 @@ public final class Qcow2Bitmaps {
                 }
             }
             list.remove(bm);
+            if (bm.loaded()) {
+                memory -= bm.serializedBytes();
+            }
             refreshActive();
         } finally {
             lock.unlock();
@@ -489,6 +504,17 @@ public final class Qcow2Bitmaps {
         }
     }
 
+    /** Counts a bitmap's words against {@link #MEMORY_LIMIT} before they are allocated. */
+    private void reserve(Qcow2DirtyBitmap bm) throws BlockException {
+        long need = bm.serializedBytes();
+        if (memory + need > MEMORY_LIMIT) {
+            throw new BlockException(Errno.ENOMEM, "Bitmap '" + bm.name + "' needs " + need
+                    + " bytes of memory; with the image's other bitmaps (" + memory + " bytes) that is more than"
+                    + " jblock allows (" + MEMORY_LIMIT + " bytes)");
+        }
+        memory += need;
+    }
+
     private Qcow2DirtyBitmap lookup(String name) throws BlockException {
         Qcow2DirtyBitmap bm = find(name);
         if (bm == null) {
@@ -557,7 +583,9 @@ public final class Qcow2Bitmaps {
         lock.lock();
         try {
             for (Qcow2DirtyBitmap b : list) {
+                long before = b.loaded() ? b.serializedBytes() : 0;
                 b.resize(newSize);
+                memory += b.loaded() ? b.serializedBytes() - before : 0;
             }
         } finally {
             lock.unlock();
