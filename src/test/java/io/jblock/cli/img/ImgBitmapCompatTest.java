@@ -216,6 +216,62 @@ class ImgBitmapCompatTest {
         }
     }
 
+    /**
+     * A seeded session of random bitmap commands (one to three actions each,
+     * on a few names, some failing) and guest writes, done by qemu-img and
+     * qemu-io on one copy and by jblock on another: every step prints the
+     * same, and the images end up with the same bitmaps and dirty maps.
+     */
+    @Test
+    void seededRandomBitmapSessionsMatchQemuImg() throws Exception {
+        long seed = new java.util.Random().nextLong();
+        System.out.println("ImgBitmapCompatTest session seed " + seed);
+        java.util.Random r = new java.util.Random(seed);
+        Path qd = Files.createDirectories(dir.resolve("session-q-" + System.nanoTime()));
+        Path jd = Files.createDirectories(dir.resolve("session-j-" + System.nanoTime()));
+        Path q = qd.resolve("s.qcow2");
+        Path j = jd.resolve("s.qcow2");
+        Files.copy(plain, q);
+        Files.copy(plain, j);
+        String[] names = {"b1", "b2", "b3", "n1", "n2"};
+        String[] actions = {"--add", "--remove", "--clear", "--enable", "--disable", "--merge"};
+        for (int step = 0; step < 20; step++) {
+            if (r.nextInt(4) == 0) {
+                long len = 1 + r.nextInt(300_000);
+                long off = r.nextLong((10L << 20) - len + 1);
+                List<String> w = List.of((r.nextBoolean() ? "write -z " : "write -P 5 ") + off + " " + len);
+                qemuIo(q, w);
+                BitmapOracle.jblockIo(j, w);
+                continue;
+            }
+            List<String> a = new ArrayList<>(List.of("bitmap"));
+            int n = 1 + r.nextInt(3);
+            boolean add = false;
+            for (int i = 0; i < n; i++) {
+                String act = actions[r.nextInt(actions.length)];
+                a.add(act);
+                add |= act.equals("--add");
+                if (act.equals("--merge")) {
+                    a.add(names[r.nextInt(names.length)]);
+                }
+            }
+            if (add && r.nextBoolean()) {
+                a.addAll(List.of("-g", List.of("512", "4k", "64k", "1M").get(r.nextInt(4))));
+            }
+            a.add("IMG");
+            a.add(names[r.nextInt(names.length)]);
+            QemuImgOracle.Run expected = QemuImgOracle.qemu(a.stream().map(x -> x.replace("IMG", q.toString()))
+                    .toList());
+            QemuImgOracle.Run actual = QemuImgOracle.jblock(a.stream().map(x -> x.replace("IMG", j.toString()))
+                    .toList());
+            assertThat(new QemuImgOracle.Run(mask(actual.out(), jd), mask(actual.err(), jd), actual.status()))
+                    .as("seed %d, step %d: %s", seed, step, a)
+                    .isEqualTo(new QemuImgOracle.Run(mask(expected.out(), qd), mask(expected.err(), qd),
+                            expected.status()));
+        }
+        assertSameImages(q, j);
+    }
+
     // ------------------------------------------------------------------ helpers
 
     @FunctionalInterface
