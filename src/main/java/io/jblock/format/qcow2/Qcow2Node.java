@@ -641,11 +641,19 @@ public final class Qcow2Node extends BlockNode {
         BlockException first = null;
         if (writes != null && corruption == null) {
             try {
-                bitmaps.store(); // QEMU's qcow2_inactivate: bitmaps first, then the caches, then the dirty bit
+                // QEMU's qcow2_inactivate: bitmaps first, then the caches, then the dirty bit. A bitmap that
+                // cannot be stored is lost (reported), never the guest's data: the caches are written anyway.
+                bitmaps.store();
+            } catch (BlockException e) {
+                first = e;
+            }
+            try {
                 flushToOs();
                 markClean();
             } catch (BlockException e) {
-                first = e;
+                if (first == null) {
+                    first = e;
+                }
             }
         }
         try {
