@@ -88,8 +88,16 @@ final class BitmapOracle {
         Files.delete(sock);
         try (Peers.Server ignored = Peers.Server.start(List.of(qemuNbd, "-r", "-f", "qcow2", "-B", bitmap, "-k",
                 sock.toString(), image.toAbsolutePath().toString()), sock, 0)) {
-            Peers.Result r = Peers.run(60, List.of(nbdinfo, "--map=qemu:dirty-bitmap:" + bitmap,
-                    "nbd+unix:///?socket=" + sock));
+            // qemu-nbd creates the socket file (bind) a moment before it listens: a refused connection is retried.
+            Peers.Result r = null;
+            for (int attempt = 0; attempt < 100; attempt++) {
+                r = Peers.run(60, List.of(nbdinfo, "--map=qemu:dirty-bitmap:" + bitmap,
+                        "nbd+unix:///?socket=" + sock));
+                if (r.exit() == 0 || !r.err().contains("Connection refused")) {
+                    break;
+                }
+                Thread.sleep(50);
+            }
             assertThat(r.exit()).as("nbdinfo on %s: %s", image, r.err()).isZero();
             return r.out();
         } finally {
