@@ -270,6 +270,9 @@ public final class GraphOpener implements OpenContext {
                 }
                 driver = probe(file, filename);
                 probed = true;
+                if (driver.name().equals("raw") && options.has("backing") && options.peek("backing") == null) {
+                    options.take("backing"); // "no backing file" (QEMU's BDRV_O_NO_BACKING) means nothing to raw
+                }
             }
             if (file != null) {
                 preopened.put(options, file);

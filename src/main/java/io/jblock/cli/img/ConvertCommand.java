@@ -319,10 +319,7 @@ final class ConvertCommand implements ImgCommand {
             if (srcNum > 1) {
                 throw ctx.fail("Copying bitmaps only possible with single source");
             }
-            if (!sources.getFirst().driverName().equals("qcow2")) {
-                throw ctx.fail("Source lacks bitmap support");
-            }
-            throw ctx.fail("--bitmaps is not available yet in this version of jblock");
+            ConvertBitmaps.check(ctx, sources.getFirst(), a.skipBroken);
         }
         if (plan != null) {
             SourceGuard.refuseIfRead(ctx, sources, plan.path(), outFilename + ": error while converting "
@@ -349,6 +346,9 @@ final class ConvertCommand implements ImgCommand {
                 new ImageOpener.Tuning(cache, discard, targetOpener, cache.direct() ? ImageUse.RESIZE
                         : ImageUse.DEFAULT))) {
             BlockNode out = target.drive().root();
+            if (a.bitmaps && !ConvertBitmaps.supported(out)) {
+                throw ctx.fail("Format driver '" + out.driverName() + "' does not support bitmaps");
+            }
             if (a.compressed && !ConvertTarget.canCompress(out.driverName())) {
                 throw ctx.fail("Compression not supported for this file format");
             }
@@ -383,6 +383,9 @@ final class ConvertCommand implements ImgCommand {
             }
             if (a.compressed) {
                 alignFileEnd(out);
+            }
+            if (a.bitmaps) {
+                ConvertBitmaps.copy(ctx, sources.getFirst(), out, a.skipBroken);
             }
             if (defaultCache) {
                 DurableFlush.flush(out);

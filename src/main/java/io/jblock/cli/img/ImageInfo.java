@@ -89,9 +89,28 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
             // bdrv_image_info_specific_dump: indented by 4, '-' in keys printed as ' '.
             sb.append("Format specific information:\n");
             for (Map.Entry<String, Object> e : formatSpecific.entrySet()) {
-                sb.append("    ").append(e.getKey().replace('-', ' ')).append(": ").append(e.getValue()).append('\n');
+                dumpMember(sb, 1, e.getKey().replace('-', ' '), e.getValue());
             }
         }
         return sb.toString();
+    }
+
+    /** QEMU's dump_qobject: composite values (lists, dicts) on the lines below, indented by 4 more. */
+    private static void dumpMember(StringBuilder sb, int level, String label, Object value) {
+        boolean composite = value instanceof Map || value instanceof java.util.List;
+        sb.append(" ".repeat(level * 4)).append(label).append(':').append(composite ? '\n' : ' ');
+        switch (value) {
+            case java.util.List<?> list -> {
+                for (int i = 0; i < list.size(); i++) {
+                    dumpMember(sb, level + 1, "[" + i + "]", list.get(i));
+                }
+            }
+            case Map<?, ?> map -> {
+                for (Map.Entry<?, ?> e : QemuJson.qdictOrder(map)) {
+                    dumpMember(sb, level + 1, ((String) e.getKey()).replace('-', ' '), e.getValue());
+                }
+            }
+            default -> sb.append(value).append('\n');
+        }
     }
 }

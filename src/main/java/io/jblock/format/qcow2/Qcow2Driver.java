@@ -59,7 +59,7 @@ public final class Qcow2Driver implements BlockDriver {
     }
 
     /** Autoclear features jblock keeps when it writes an image; any other is cleared, as the spec asks of a writer. */
-    private static final long AUTOCLEAR_KEPT = Qcow2Header.AUTOCLEAR_DATA_FILE_RAW;
+    private static final long AUTOCLEAR_KEPT = Qcow2Header.AUTOCLEAR_DATA_FILE_RAW | Qcow2Header.AUTOCLEAR_BITMAPS;
     /** Header offset of the version 3 autoclear features. */
     private static final int HEADER_AUTOCLEAR = 88;
 
@@ -155,12 +155,6 @@ public final class Qcow2Driver implements BlockDriver {
             throws BlockException {
         if (h.isCorrupt() && !checkMode) {
             throw new BlockException(Errno.EACCES, "qcow2: Image is corrupt; cannot be opened read/write");
-        }
-        if ((h.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) != 0 && ext.bitmaps() != null) {
-            // QEMU marks them in use and stores them again on close; jblock does not maintain bitmaps yet,
-            // and clearing the bit would leave their clusters referenced by nothing (leaks).
-            throw new BlockException.Unsupported("qcow2 images with persistent dirty bitmaps can only be opened"
-                    + " read-only in this version of jblock");
         }
         long unknownAutoclear = h.autoclearFeatures() & ~AUTOCLEAR_KEPT;
         if (h.version() >= 3 && unknownAutoclear != 0) {

@@ -18,7 +18,8 @@ import java.util.TreeMap;
  * </pre>
  *
  * and a type of 0 ends the list. Unknown types are skipped, as the spec
- * allows. The bitmaps extension is kept as read and not interpreted yet.
+ * allows. The bitmaps extension is checked here; its directory is read by
+ * {@link Qcow2BitmapDirectory}.
  */
 record Qcow2Extensions(
         String backingFormat,

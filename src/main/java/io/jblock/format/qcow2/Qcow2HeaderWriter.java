@@ -27,6 +27,7 @@ final class Qcow2HeaderWriter {
     static final int MAX_BACKING_NAME = 1023;
     private static final int V3_HEADER_LENGTH = 112;
     private static final int COMPRESSION_TYPE_AT = 104;
+    private static final int AUTOCLEAR_AT = 88;
 
     private Qcow2HeaderWriter() {
     }
@@ -38,6 +39,27 @@ final class Qcow2HeaderWriter {
      */
     static void changeBacking(BlockNode file, Qcow2Header header, String backingFile, String backingFormat)
             throws BlockException {
+        rewrite(file, header, backingFile, backingFormat, false, null);
+    }
+
+    /**
+     * Writes the header cluster with a bitmaps extension for {@code bitmaps}
+     * (null: none), and the autoclear bitmaps bit set when there are some and
+     * cleared when not (QEMU's update_ext_header_and_dir); the backing file
+     * and its format stay as the file has them.
+     */
+    static void changeBitmaps(BlockNode file, Qcow2Header header, Qcow2Extensions.Bitmaps bitmaps)
+            throws BlockException {
+        ByteBuffer old = ByteBuffer.allocate((int) header.clusterSize());
+        file.read(0, old);
+        Qcow2Header now = Qcow2Header.decode(old.duplicate().clear());
+        String backingFormat = Qcow2Extensions.decode(now, old.duplicate().clear()).backingFormat();
+        String backingFile = Qcow2Children.backingName(now, old.duplicate().clear());
+        rewrite(file, header, backingFile, backingFormat, true, bitmaps);
+    }
+
+    private static void rewrite(BlockNode file, Qcow2Header header, String backingFile, String backingFormat,
+                                boolean newBitmaps, Qcow2Extensions.Bitmaps bitmaps) throws BlockException {
         int clusterSize = (int) header.clusterSize();
         ByteBuffer old = ByteBuffer.allocate(clusterSize);
         file.read(0, old);
@@ -50,6 +72,11 @@ final class Qcow2HeaderWriter {
             b.putInt(100, headerLength);
             // An old version 3 header of 104 bytes has no compression type: it is zlib.
             b.put(COMPRESSION_TYPE_AT, now.headerLength() > COMPRESSION_TYPE_AT ? old.get(COMPRESSION_TYPE_AT) : 0);
+            if (newBitmaps) {
+                long autoclear = b.getLong(AUTOCLEAR_AT);
+                b.putLong(AUTOCLEAR_AT, bitmaps != null ? autoclear | Qcow2Header.AUTOCLEAR_BITMAPS
+                        : autoclear & ~Qcow2Header.AUTOCLEAR_BITMAPS);
+            }
         }
         try {
             b.position(headerLength);
@@ -61,7 +88,15 @@ final class Qcow2HeaderWriter {
             put(b, kept, Qcow2Extensions.EXTERNAL_DATA_FILE);
             put(b, kept, Qcow2Extensions.FULL_DISK_ENCRYPTION);
             Qcow2CreateHeader.featureTable(b, now.version(), clusterSize);
-            put(b, kept, Qcow2Extensions.BITMAPS);
+            if (!newBitmaps) {
+                put(b, kept, Qcow2Extensions.BITMAPS);
+            } else if (bitmaps != null) {
+                ByteBuffer ext = ByteBuffer.allocate(24);
+                ext.putInt(0, (int) bitmaps.count());
+                ext.putLong(8, bitmaps.directorySize());
+                ext.putLong(16, bitmaps.directoryOffset());
+                Qcow2CreateHeader.extension(b, Qcow2Extensions.BITMAPS, ext.array());
+            }
             for (Extension e : kept) {
                 if (!known(e.magic())) {
                     Qcow2CreateHeader.extension(b, e.magic(), e.data());

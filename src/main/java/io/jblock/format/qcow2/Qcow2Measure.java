@@ -93,7 +93,8 @@ public final class Qcow2Measure {
         }
         long fully = preallocatedSize(virtualSize, clusterSize, Integer.numberOfTrailingZeros((int) refcountBits),
                 extendedL2);
-        long bitmaps = version >= 3 && input != null && supportsBitmaps(input) ? 0 : -1;
+        long bitmaps = version >= 3 && input != null && supportsBitmaps(input)
+                ? (input instanceof Qcow2Node q ? q.bitmaps().measure(clusterSize) : 0) : -1;
         return new Result(fully - virtualSize + required, fully, bitmaps);
     }
 

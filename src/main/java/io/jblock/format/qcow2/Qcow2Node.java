@@ -56,6 +56,8 @@ public final class Qcow2Node extends BlockNode {
     /** Null on a read-only image. */
     private final Qcow2Writes writes;
     private final Qcow2ZeroWrites zeroWrites;
+    /** The persistent dirty bitmaps; every guest change marks the enabled ones. */
+    private final Qcow2Bitmaps bitmaps;
     /** Set once the image was found corrupt while writing: every later request fails (QEMU drops the driver). */
     private volatile String corruption;
     /** The last compressed cluster decoded, by its L2 entry: sequential reads of one cluster decode it once. */
@@ -99,6 +101,13 @@ public final class Qcow2Node extends BlockNode {
             this.zeroWrites = new Qcow2ZeroWrites(this, geometry, header.version(), file, dataFile,
                     header.dataFileRaw(), backing != null, map, refcounts, meta, clusters, writes);
         }
+        this.bitmaps = Qcow2Bitmaps.open(this, geometry, header, extensions, file, fileLength, refcounts, map, meta,
+                !settings.readOnly());
+    }
+
+    /** The image's persistent dirty bitmaps. */
+    public Qcow2Bitmaps bitmaps() {
+        return bitmaps;
     }
 
     /**
@@ -375,10 +384,15 @@ public final class Qcow2Node extends BlockNode {
         checkInside(offset, src.remaining());
         checkUsable();
         beforeChange();
-        if (WriteFlags.has(flags, WriteFlags.COMPRESSED)) {
-            writes.writeCompressed(offset, src, header.compressionType());
-        } else {
-            writes.write(offset, src);
+        int n = src.remaining();
+        try {
+            if (WriteFlags.has(flags, WriteFlags.COMPRESSED)) {
+                writes.writeCompressed(offset, src, header.compressionType());
+            } else {
+                writes.write(offset, src);
+            }
+        } finally {
+            bitmaps.markDirty(offset, n); // as QEMU's bdrv_co_write_req_finish: whether or not the write worked
         }
         src.position(src.limit());
     }
@@ -518,6 +532,7 @@ public final class Qcow2Node extends BlockNode {
     /** A resize wrote the new virtual size into the header. */
     void sizeChanged(long newSize) {
         size = newSize;
+        bitmaps.resized(newSize);
     }
 
     /** The current length of the image file, as jblock has grown it. */
@@ -548,7 +563,11 @@ public final class Qcow2Node extends BlockNode {
         checkInside(offset, length);
         checkUsable();
         beforeChange();
-        zeroWrites.writeZeroes(offset, length, flags);
+        try {
+            zeroWrites.writeZeroes(offset, length, flags);
+        } finally {
+            bitmaps.markDirty(offset, length);
+        }
     }
 
     @Override
@@ -556,7 +575,11 @@ public final class Qcow2Node extends BlockNode {
         checkInside(offset, length);
         checkUsable();
         beforeChange();
-        zeroWrites.discard(offset, length);
+        try {
+            zeroWrites.discard(offset, length);
+        } finally {
+            bitmaps.markDirty(offset, length);
+        }
     }
 
     /**
@@ -650,10 +673,19 @@ public final class Qcow2Node extends BlockNode {
         BlockException first = null;
         if (writes != null && corruption == null) {
             try {
+                // QEMU's qcow2_inactivate: bitmaps first, then the caches, then the dirty bit. A bitmap that
+                // cannot be stored is lost (reported), never the guest's data: the caches are written anyway.
+                bitmaps.store();
+            } catch (BlockException e) {
+                first = e;
+            }
+            try {
                 flushToOs();
                 markClean();
             } catch (BlockException e) {
-                first = e;
+                if (first == null) {
+                    first = e;
+                }
             }
         }
         try {
@@ -791,6 +823,10 @@ public final class Qcow2Node extends BlockNode {
             m.put("compat", "1.1");
             m.put("compression-type", Qcow2Compression.name(header.compressionType()));
             m.put("lazy-refcounts", header.lazyRefcounts());
+            List<Qcow2Bitmaps.Info> stored = bitmaps.stored();
+            if (!stored.isEmpty()) {
+                m.put("bitmaps", Qcow2Bitmaps.infoList(stored));
+            }
             m.put("refcount-bits", header.refcountBits());
             if (header.hasDataFile()) {
                 if (extensions.dataFile() != null) {

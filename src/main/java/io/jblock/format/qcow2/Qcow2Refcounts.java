@@ -165,6 +165,11 @@ final class Qcow2Refcounts {
         return get(hostOffset >>> clusterBits);
     }
 
+    /** Whether a refcount block covers the host cluster at {@code hostOffset}. */
+    boolean covered(long hostOffset) throws BlockException {
+        return blockFor(hostOffset >>> clusterBits, false) != null;
+    }
+
     private long get(long cluster) throws BlockException {
         Block b = blockFor(cluster, false);
         return b == null ? 0 : read(b.data, cluster & ((1L << entriesPerBlockBits) - 1));

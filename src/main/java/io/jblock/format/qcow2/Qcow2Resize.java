@@ -58,6 +58,7 @@ final class Qcow2Resize {
         if (!node.snapshots().isEmpty() && header.version() < 3) {
             throw new BlockException(Errno.ENOTSUP, "Can't resize a v2 image which has snapshots");
         }
+        node.bitmaps().checkResizable();
         long l1Span = g.l1Span();
         long newL1Size = newSize / l1Span + (newSize % l1Span != 0 ? 1 : 0);
         if (newSize < oldSize) {

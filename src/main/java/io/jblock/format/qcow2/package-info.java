@@ -17,21 +17,28 @@
  * Caches are write-back and bounded; a flush to the OS writes them (refcount
  * blocks first) even under cache=unsafe. With lazy refcounts the image is
  * marked dirty on the first change and the refcount-first order is dropped,
- * as QEMU does. Images with persistent bitmaps, and dirty images, open
- * read-only only (for now).
+ * as QEMU does. Persistent dirty bitmaps are kept as QEMU keeps them
+ * ({@code Qcow2Bitmaps}): marked in use at a read-write open, every guest
+ * change marks the enabled ones, stored to new clusters at close.
  *
  * <h2>The door</h2>
  * {@link io.jblock.format.qcow2.Qcow2Driver} ({@code driver=qcow2}, with a
  * {@link io.jblock.format.qcow2.Qcow2Driver.Policy} for what an image may make
  * jblock open by itself) and {@link io.jblock.format.qcow2.Qcow2Node};
- * {@link io.jblock.format.qcow2.Qcow2Check} and its result.
+ * {@link io.jblock.format.qcow2.Qcow2Check} and its result;
+ * {@link io.jblock.format.qcow2.Qcow2Bitmaps} (a node's persistent bitmaps,
+ * for {@code img bitmap}, {@code convert --bitmaps} and {@code info}).
  * Everything else is package-private.
  *
  * <h2>Rooms</h2>
  * <ul>
  *   <li>{@code Qcow2Header}: the fixed header, v2 and v3, feature bits.</li>
  *   <li>{@code Qcow2Extensions}: header extensions (backing format, feature
- *       names, bitmaps kept as read, external data file, encryption).</li>
+ *       names, bitmaps, external data file, encryption).</li>
+ *   <li>{@code Qcow2Bitmaps}, {@code Qcow2BitmapDirectory}, {@code Qcow2DirtyBitmap}:
+ *       persistent dirty bitmaps (QEMU's qcow2-bitmap.c): the directory and
+ *       tables read and checked, bitmaps in memory, stored at close; the
+ *       operations of {@code qemu-img bitmap}.</li>
  *   <li>{@code Qcow2Limits}: QEMU's limits on an untrusted image's tables,
  *       plus jblock's own: every table lies inside the file.</li>
  *   <li>{@code Qcow2Geometry}: cluster, subcluster and L2 sizes.</li>
