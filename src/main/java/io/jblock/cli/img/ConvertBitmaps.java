@@ -11,7 +11,8 @@ import io.jblock.format.qcow2.Qcow2Node;
  * written, the source must hold persistent bitmaps (qcow2 version 3) and
  * none may be inconsistent unless skipped; after the copy, each bitmap is
  * added to the target with the source's granularity and enabled state, then
- * filled by a merge from the source. The target stores them when it closes.
+ * filled by a merge from the source. They are then stored at once, so the
+ * final durable flush covers them (qemu-img stores them at close, unflushed).
  */
 final class ConvertBitmaps {
     private ConvertBitmaps() {
@@ -63,6 +64,11 @@ final class ConvertBitmaps {
                 }
                 throw ctx.fail("Failed to populate bitmap " + b.name() + ": " + e.getMessage());
             }
+        }
+        try {
+            to.storeAndRelease();
+        } catch (BlockException e) {
+            throw ctx.fail("Failed to store bitmaps: " + e.getMessage());
         }
     }
 }

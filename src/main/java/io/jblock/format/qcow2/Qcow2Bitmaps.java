@@ -670,6 +670,32 @@ public final class Qcow2Bitmaps {
         }
     }
 
+    /**
+     * QEMU's inactivation: stores the bitmaps now and releases the ones
+     * stored, so close has nothing left to write. {@code img convert} calls
+     * it before its one real flush, so the bitmaps it copied are as durable
+     * as the data (qemu-img stores them at close, after which nothing is
+     * ever flushed to the disk).
+     */
+    public void storeAndRelease() throws BlockException {
+        lock.lock();
+        try {
+            store();
+            for (var it = list.iterator(); it.hasNext(); ) {
+                Qcow2DirtyBitmap b = it.next();
+                if (!b.inconsistent) {
+                    it.remove();
+                    if (b.loaded()) {
+                        memory -= b.serializedBytes();
+                    }
+                }
+            }
+            refreshActive();
+        } finally {
+            lock.unlock();
+        }
+    }
+
     private static int indexOf(List<Qcow2BitmapDirectory.Entry> dir, String name) {
         for (int i = 0; i < dir.size(); i++) {
             if (dir.get(i).name().equals(name)) {
