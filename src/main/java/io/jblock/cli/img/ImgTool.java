@@ -37,6 +37,7 @@ public final class ImgTool implements Tool {
         COMMANDS.put("snapshot", SnapshotCommand::new);
         COMMANDS.put("rebase", RebaseCommand::new);
         COMMANDS.put("commit", CommitCommand::new);
+        COMMANDS.put("amend", AmendCommand::new);
     }
 
     @Override

@@ -303,6 +303,18 @@ public final class Qcow2InternalSnapshots {
         return at - offset;
     }
 
+    /** The table written again as QEMU 7.2 writes it (every entry with its extra data), for amend's upgrade. */
+    void rewriteTable() throws BlockException {
+        node.beforeSnapshotChange();
+        meta.lock();
+        try {
+            writeTable(node.snapshots());
+            file.flush();
+        } finally {
+            meta.unlock();
+        }
+    }
+
     /** Writes {@code table} to new clusters, switches the header to it, frees the old table. */
     private void writeTable(List<Qcow2Snapshots.Snapshot> table) throws BlockException {
         List<Qcow2Snapshots.Snapshot> complete = new ArrayList<>();
