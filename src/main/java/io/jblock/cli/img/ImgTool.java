@@ -38,6 +38,7 @@ public final class ImgTool implements Tool {
         COMMANDS.put("rebase", RebaseCommand::new);
         COMMANDS.put("commit", CommitCommand::new);
         COMMANDS.put("bitmap", BitmapCommand::new);
+        COMMANDS.put("amend", AmendCommand::new);
     }
 
     @Override

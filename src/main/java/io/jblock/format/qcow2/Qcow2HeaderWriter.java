@@ -27,7 +27,6 @@ final class Qcow2HeaderWriter {
     static final int MAX_BACKING_NAME = 1023;
     private static final int V3_HEADER_LENGTH = 112;
     private static final int COMPRESSION_TYPE_AT = 104;
-    private static final int AUTOCLEAR_AT = 88;
 
     private Qcow2HeaderWriter() {
     }
@@ -39,7 +38,9 @@ final class Qcow2HeaderWriter {
      */
     static void changeBacking(BlockNode file, Qcow2Header header, String backingFile, String backingFormat)
             throws BlockException {
-        rewrite(file, header, backingFile, backingFormat, false, null);
+        ByteBuffer old = first(file, header.clusterSize());
+        Qcow2Header now = Qcow2Header.decode(old.duplicate().clear());
+        write(file, now, old, backingFile, backingFormat, null, false, null);
     }
 
     /**
@@ -50,31 +51,76 @@ final class Qcow2HeaderWriter {
      */
     static void changeBitmaps(BlockNode file, Qcow2Header header, Qcow2Extensions.Bitmaps bitmaps)
             throws BlockException {
-        ByteBuffer old = ByteBuffer.allocate((int) header.clusterSize());
-        file.read(0, old);
+        ByteBuffer old = first(file, header.clusterSize());
         Qcow2Header now = Qcow2Header.decode(old.duplicate().clear());
         String backingFormat = Qcow2Extensions.decode(now, old.duplicate().clear()).backingFormat();
         String backingFile = Qcow2Children.backingName(now, old.duplicate().clear());
-        rewrite(file, header, backingFile, backingFormat, true, bitmaps);
+        write(file, now, old, backingFile, backingFormat, null, true, bitmaps);
     }
 
-    private static void rewrite(BlockNode file, Qcow2Header header, String backingFile, String backingFormat,
-                                boolean newBitmaps, Qcow2Extensions.Bitmaps bitmaps) throws BlockException {
-        int clusterSize = (int) header.clusterSize();
-        ByteBuffer old = ByteBuffer.allocate(clusterSize);
-        file.read(0, old);
+    /**
+     * What {@link #rewrite} changes: the fixed fields (version, feature bits,
+     * refcount order and table) and, when {@code dataFile} is not null, the
+     * external data file's name ("" drops it). The backing file stays.
+     */
+    record Edit(java.util.function.UnaryOperator<Qcow2Header> fields, String dataFile) {
+    }
+
+    /**
+     * QEMU's qcow2_update_header after the driver changed its state: the
+     * header cluster as it is in the file, with {@code edit} applied.
+     * Returns the header now written.
+     */
+    static Qcow2Header rewrite(BlockNode file, long clusterSize, Edit edit) throws BlockException {
+        ByteBuffer old = first(file, clusterSize);
         Qcow2Header now = Qcow2Header.decode(old.duplicate().clear());
+        String backingFile = null;
+        if (now.backingFileOffset() != 0 && now.backingFileSize() > 0) {
+            long end = now.backingFileOffset() + Integer.toUnsignedLong(now.backingFileSize());
+            if (end > clusterSize) {
+                throw new BlockException.Corrupt("Backing file name too long");
+            }
+            byte[] name = new byte[now.backingFileSize()];
+            old.get((int) now.backingFileOffset(), name);
+            backingFile = new String(name, StandardCharsets.UTF_8);
+        }
+        String backingFormat = Qcow2Extensions.decode(now, old.duplicate().clear()).backingFormat();
+        Qcow2Header next = edit.fields().apply(now);
+        write(file, next, old, backingFile, backingFile == null ? null : backingFormat, edit.dataFile(), false, null);
+        return next;
+    }
+
+    private static ByteBuffer first(BlockNode file, long clusterSize) throws BlockException {
+        ByteBuffer old = ByteBuffer.allocate((int) clusterSize);
+        file.read(0, old);
+        return old.clear();
+    }
+
+    /**
+     * Renders the header cluster: the fixed fields of {@code h} (72 bytes for
+     * version 2; 112 for version 3, compression type included), the
+     * extensions in QEMU's order, then the backing file name. With
+     * {@code newBitmaps}, the bitmaps extension is {@code bitmaps} (null:
+     * none) and the autoclear bit follows it; otherwise both stay as they are.
+     */
+    private static void write(BlockNode file, Qcow2Header h, ByteBuffer old, String backingFile,
+                              String backingFormat, String dataFile, boolean newBitmaps,
+                              Qcow2Extensions.Bitmaps bitmaps) throws BlockException {
+        int clusterSize = (int) h.clusterSize();
+        Qcow2Header was = Qcow2Header.decode(old.duplicate().clear());
         ByteBuffer b = ByteBuffer.allocate(clusterSize);
-        int headerLength = now.version() >= 3 ? V3_HEADER_LENGTH : Qcow2Header.V2_HEADER_LENGTH;
-        int fixed = Math.min(now.version() >= 3 ? COMPRESSION_TYPE_AT : Qcow2Header.V2_HEADER_LENGTH, clusterSize);
-        b.put(0, old, 0, fixed);
-        if (now.version() >= 3) {
-            b.putInt(100, headerLength);
-            // An old version 3 header of 104 bytes has no compression type: it is zlib.
-            b.put(COMPRESSION_TYPE_AT, now.headerLength() > COMPRESSION_TYPE_AT ? old.get(COMPRESSION_TYPE_AT) : 0);
+        int headerLength = h.version() >= 3 ? V3_HEADER_LENGTH : Qcow2Header.V2_HEADER_LENGTH;
+        b.putInt(0, Qcow2Header.MAGIC).putInt(4, h.version()).putInt(20, h.clusterBits()).putLong(24, h.size())
+                .putInt(32, h.cryptMethod()).putInt(36, h.l1Size()).putLong(40, h.l1TableOffset())
+                .putLong(48, h.refcountTableOffset()).putInt(56, h.refcountTableClusters())
+                .putInt(60, h.snapshotCount()).putLong(64, h.snapshotsOffset());
+        if (h.version() >= 3) {
+            b.putLong(72, h.incompatibleFeatures()).putLong(80, h.compatibleFeatures())
+                    .putLong(88, h.autoclearFeatures()).putInt(96, h.refcountOrder()).putInt(100, headerLength);
+            b.put(COMPRESSION_TYPE_AT, (byte) h.compressionType());
             if (newBitmaps) {
-                long autoclear = b.getLong(AUTOCLEAR_AT);
-                b.putLong(AUTOCLEAR_AT, bitmaps != null ? autoclear | Qcow2Header.AUTOCLEAR_BITMAPS
+                long autoclear = h.autoclearFeatures();
+                b.putLong(88, bitmaps != null ? autoclear | Qcow2Header.AUTOCLEAR_BITMAPS
                         : autoclear & ~Qcow2Header.AUTOCLEAR_BITMAPS);
             }
         }
@@ -84,10 +130,15 @@ final class Qcow2HeaderWriter {
                 Qcow2CreateHeader.extension(b, Qcow2Extensions.BACKING_FORMAT,
                         backingFormat.getBytes(StandardCharsets.UTF_8));
             }
-            List<Extension> kept = kept(now, old);
-            put(b, kept, Qcow2Extensions.EXTERNAL_DATA_FILE);
+            List<Extension> kept = kept(was, old);
+            if (dataFile == null) {
+                put(b, kept, Qcow2Extensions.EXTERNAL_DATA_FILE);
+            } else if (!dataFile.isEmpty()) {
+                Qcow2CreateHeader.extension(b, Qcow2Extensions.EXTERNAL_DATA_FILE,
+                        dataFile.getBytes(StandardCharsets.UTF_8));
+            }
             put(b, kept, Qcow2Extensions.FULL_DISK_ENCRYPTION);
-            Qcow2CreateHeader.featureTable(b, now.version(), clusterSize);
+            Qcow2CreateHeader.featureTable(b, h.version(), clusterSize);
             if (!newBitmaps) {
                 put(b, kept, Qcow2Extensions.BITMAPS);
             } else if (bitmaps != null) {

@@ -316,6 +316,13 @@ public final class Qcow2InternalSnapshots {
         return at - offset;
     }
 
+    /** The table written again as QEMU 7.2 writes it (every entry with its extra data), for amend's upgrade. */
+    void rewriteTableForUpgrade() throws BlockException {
+        node.beforeSnapshotChange();
+        rewriteTable();
+        file.flush();
+    }
+
     /** Writes {@code table} to new clusters, switches the header to it, frees the old table. */
     private void writeTable(List<Qcow2Snapshots.Snapshot> table) throws BlockException {
         List<Qcow2Snapshots.Snapshot> complete = new ArrayList<>();

@@ -432,6 +432,21 @@ public final class Qcow2Node extends BlockNode {
         return new Qcow2InternalSnapshots(this, geometry, file, map, refcounts, meta);
     }
 
+    /** The changes qemu-img amend makes (read-write images only). */
+    public Qcow2Amend amendment() throws BlockException {
+        if (writes == null) {
+            throw new BlockException(Errno.EACCES, Errno.EACCES.text());
+        }
+        checkUsable();
+        return new Qcow2Amend(this, geometry, file, map, refcounts, meta);
+    }
+
+    /** For amend: every cache written and the dirty bit cleared, if this node set it. */
+    void markCleanForAmend() throws BlockException {
+        flushToOs();
+        markClean();
+    }
+
     /**
      * Makes this read-only node show the snapshot with this id and name
      * (either may be null, not both) instead of the active layer, as QEMU's

@@ -142,6 +142,29 @@ final class Qcow2Refcounts {
         return tableEntries * 8;
     }
 
+    /** The refcount table as it is now (a copy; entries keep their reserved bits). */
+    long[] tableCopy() throws BlockException {
+        loadTable();
+        return table.clone();
+    }
+
+    /** The number of entries of the refcount table now (it grows as clusters are allocated). */
+    long tableLength() throws BlockException {
+        loadTable();
+        return table.length;
+    }
+
+    /** Entry {@code i} of the refcount table now. */
+    long tableEntry(long i) throws BlockException {
+        loadTable();
+        return table[(int) i];
+    }
+
+    /** log2 of the entries in one refcount block. */
+    int entriesPerBlockBits() {
+        return entriesPerBlockBits;
+    }
+
     /** Whether {@code [offset, offset + length)} overlaps a refcount block (the overlap check). */
     boolean overlapsBlock(long offset, long length) throws BlockException {
         loadTable();

@@ -95,13 +95,11 @@ class ImgFrameworkCompatTest {
     }
 
     @Test
-    void commandsNotWrittenYetSaySoAndFail() {
-        for (String command : List.of("amend")) {
+    void everyCommandIsWrittenNoneSaysNotAvailable() {
+        for (String command : ImgTool.commandNames()) {
             QemuImgOracle.Run run = QemuImgOracle.jblock(args(command, "x.img"));
-            assertThat(run.status()).as(command).isEqualTo(1);
-            assertThat(run.out()).isEmpty();
-            assertThat(run.err()).isEqualTo("qemu-img: the '" + command
-                    + "' command is not available yet in this version of jblock\n");
+            assertThat(run.err()).as(command).doesNotContain("not available yet");
+            assertThat(run.status()).as(command).isNotZero();
         }
     }
 
