@@ -16,10 +16,30 @@ import java.util.Map;
  * @param clusterSize the format's allocation unit, 0 when it has none
  * @param dirty       whether the image was not closed cleanly
  * @param snapshots   the internal snapshots (none for formats without them)
+ * @param backing     the backing file the image records, or null when it names none
  */
 record ImageInfo(String filename, String format, long virtualSize, long actualSize, long clusterSize,
                  boolean dirty, Map<String, Object> formatSpecific,
-                 java.util.List<io.jblock.format.qcow2.Qcow2InternalSnapshots.Info> snapshots) {
+                 java.util.List<io.jblock.format.qcow2.Qcow2InternalSnapshots.Info> snapshots, Backing backing) {
+    /**
+     * The backing file an image records (QEMU's ImageInfo backing-filename,
+     * full-backing-filename and backing-filename-format).
+     *
+     * @param name   the name as the image stores it
+     * @param full   that name made absolute against the image's folder, as
+     *               QEMU's bdrv_get_full_backing_filename; null when it cannot be
+     * @param format the recorded format, or null
+     */
+    record Backing(String name, String full, String format) {
+    }
+
+    /** An image with no backing file. */
+    ImageInfo(String filename, String format, long virtualSize, long actualSize, long clusterSize,
+              boolean dirty, Map<String, Object> formatSpecific,
+              java.util.List<io.jblock.format.qcow2.Qcow2InternalSnapshots.Info> snapshots) {
+        this(filename, format, virtualSize, actualSize, clusterSize, dirty, formatSpecific, snapshots, null);
+    }
+
     /** An image without internal snapshots. */
     ImageInfo(String filename, String format, long virtualSize, long actualSize, long clusterSize,
               boolean dirty, Map<String, Object> formatSpecific) {
@@ -39,6 +59,7 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
         if (clusterSize > 0) {
             m.put("cluster-size", clusterSize);
         }
+        putBackingJson(m);
         if (!snapshots.isEmpty()) {
             // QAPI SnapshotInfo, in its field order.
             java.util.List<Object> list = new java.util.ArrayList<>();
@@ -82,6 +103,7 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
         if (dirty) {
             sb.append("cleanly shut down: no\n");
         }
+        appendBackingHuman(sb);
         if (!snapshots.isEmpty()) {
             sb.append(SnapshotCommand.list(snapshots));
         }
@@ -111,6 +133,37 @@ record ImageInfo(String filename, String format, long virtualSize, long actualSi
                 }
             }
             default -> sb.append(value).append('\n');
+        }
+    }
+
+    /** The backing fields, in QAPI order (after cluster-size, before snapshots). */
+    private void putBackingJson(Map<String, Object> m) {
+        if (backing == null) {
+            return;
+        }
+        m.put("backing-filename", backing.name());
+        if (backing.full() != null) {
+            m.put("full-backing-filename", backing.full());
+        }
+        if (backing.format() != null) {
+            m.put("backing-filename-format", backing.format());
+        }
+    }
+
+    /** bdrv_image_info_dump's backing lines: the full name only when it differs from the stored one. */
+    private void appendBackingHuman(StringBuilder sb) {
+        if (backing == null) {
+            return;
+        }
+        sb.append("backing file: ").append(backing.name());
+        if (backing.full() == null) {
+            sb.append(" (cannot determine actual path)");
+        } else if (!backing.full().equals(backing.name())) {
+            sb.append(" (actual path: ").append(backing.full()).append(')');
+        }
+        sb.append('\n');
+        if (backing.format() != null) {
+            sb.append("backing file format: ").append(backing.format()).append('\n');
         }
     }
 }

@@ -256,6 +256,46 @@ final class ImageOpener {
     }
 
     /**
+     * QEMU's BDRV_O_NO_BACKING, as a {@code settings} step: a qcow2 image is
+     * opened without its backing file (backing=null), so a missing or looping
+     * backing file does not stop the command. Formats without backing files
+     * (raw) are left alone, as QEMU ignores the flag for them; a probed plain
+     * file is probed here the same way GraphOpener will. A "backing" the user
+     * gave stands; backing.* options are then left over, and refused as QEMU
+     * refuses them under NO_BACKING ("does not support the option").
+     */
+    static void withoutBacking(DriveConfig c) {
+        NodeOptions options = c.options;
+        if (options.has("backing")) {
+            return;
+        }
+        String driver = options.peek("driver");
+        if (driver == null && c.filename != null) {
+            String file = c.filename;
+            if (file.startsWith("blkdebug:") && file.indexOf(':', 9) >= 0) {
+                file = file.substring(file.indexOf(':', 9) + 1); // "blkdebug:[CONFIG]:IMAGE": the format is IMAGE's
+            }
+            driver = magicFormat(Path.of(file));
+        }
+        if ("qcow2".equals(driver)) {
+            options.put("backing", null);
+        }
+    }
+
+    /** The format a probe finds in the file: qcow2 by its magic, else raw (also when unreadable). */
+    private static String magicFormat(Path file) {
+        try (var in = Files.newInputStream(file)) {
+            byte[] magic = in.readNBytes(4);
+            if (magic.length == 4 && java.nio.ByteBuffer.wrap(magic).getInt() == 0x514649fb) {
+                return "qcow2";
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // Unreadable: leave it to the open to report, with raw as QEMU's fallback.
+        }
+        return "raw";
+    }
+
+    /**
      * QEMU probes the format when only the file child is described
      * ({@code file.filename=x}); GraphOpener does not yet (reported), so the
      * format is guessed here the same way: the qcow2 magic, else raw.
@@ -266,16 +306,7 @@ final class ImageOpener {
         if (name == null || (driver != null && !driver.equals("file"))) {
             return;
         }
-        String format = "raw";
-        try (var in = Files.newInputStream(Path.of(name))) {
-            byte[] magic = in.readNBytes(4);
-            if (magic.length == 4 && java.nio.ByteBuffer.wrap(magic).getInt() == 0x514649fb) {
-                format = "qcow2";
-            }
-        } catch (java.io.IOException | RuntimeException e) {
-            // Unreadable: leave it to the open to report, with raw as QEMU's fallback.
-        }
-        options.put("driver", format);
+        options.put("driver", magicFormat(Path.of(name)));
     }
 
     /** The host file at the bottom of the graph, following "file" children. */

@@ -146,6 +146,25 @@ public final class Qcow2Node extends BlockNode {
         return backing;
     }
 
+    /**
+     * The backing file name the header records, as opened (QEMU's
+     * bs->backing_file), or null when it names none; recorded even when the
+     * image was opened without its backing file.
+     */
+    public String recordedBackingName() throws BlockException {
+        if (header.backingFileOffset() == 0) {
+            return null;
+        }
+        ByteBuffer name = ByteBuffer.allocate(header.backingFileSize()); // bounded by the open's checks
+        file.read(header.backingFileOffset(), name);
+        return new String(name.array(), java.nio.charset.StandardCharsets.UTF_8);
+    }
+
+    /** The backing file format the header extension records (QEMU's bs->backing_format), or null. */
+    public String recordedBackingFormat() {
+        return extensions.backingFormat();
+    }
+
     /** The reference count of the host cluster at {@code hostOffset}. */
     public long refcount(long hostOffset) throws BlockException {
         meta.lock();
