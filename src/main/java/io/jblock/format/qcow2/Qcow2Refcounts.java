@@ -325,8 +325,10 @@ final class Qcow2Refcounts {
 
     private void writeBlock(long offset, Block b) throws BlockException {
         if (decreased) {
-            decreased = false;
+            // Cleared only once the flush worked: after a failed one (fsyncgate) the L2 writes that dropped the
+            // references may be lost, so no dropped count is written until a flush succeeds (never, here).
             file.flush();
+            decreased = false;
         }
         // QEMU's refcount cache reports refblock_update_part when it writes a block (refblock_update is unused).
         file.debugEvent(DebugEvent.REFBLOCK_UPDATE_PART);
