@@ -66,6 +66,27 @@ class Qcow2FailedFlushOrderTest {
         assertThat(refcount(img, l2Entry(img, 0) & 0x00fffffffffffe00L)).isIn(0L, 1L);
     }
 
+    @Test
+    void anL2EntryIsNotWrittenAfterTheFlushOfItsNewCountFailed() throws Exception {
+        Path img = dir.resolve("img.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", img.toString(), "4M");
+        CountingEngine engine = new CountingEngine();
+        Drive d = open(img, engine);
+        try {
+            d.write(0, ByteBuffer.wrap(new byte[(int) CS]).put(0, (byte) 1), WriteFlags.NONE);
+            d.flush();
+            engine.faults.failingDatasyncs.set(1);
+            d.write(CS, ByteBuffer.wrap(new byte[(int) CS]).put(0, (byte) 2), WriteFlags.NONE);
+            assertThatThrownBy(d::flush).isInstanceOf(BlockException.class);
+            assertThatThrownBy(d::flush).isInstanceOf(BlockException.class);
+            assertThat(l2Entry(img, 1)).as("the new cluster's L2 entry in the file after two failed flushes")
+                    .isZero();
+        } finally {
+            closeQuietly(d);
+        }
+        assertThat(l2Entry(img, 1)).isZero();
+    }
+
     private static void closeQuietly(Drive d) {
         try {
             d.close();
