@@ -206,12 +206,14 @@ final class Qcow2ClusterMap {
      * drops that ordering too (the refcounts are rebuilt after a crash).
      */
     private void refcountsFirst() throws BlockException {
-        if (!lazyRefcounts && refcounts.hasDirty()) {
+        if (!lazyRefcounts && refcounts.needsBarrier()) {
             refcounts.flush();
             // Written first is not enough against a power cut: the file's flush keeps the table from reaching
             // the disk before the counts (QEMU flushes the file when the L2 cache's dependency is flushed; a
-            // file with no-flush skips the trip to the medium, as there).
+            // file with no-flush skips the trip to the medium, as there). Blocks written earlier (evicted, or
+            // before a flush that failed) need it too: only a flush that worked lets the table go.
             file.flush();
+            refcounts.barrierDone();
         }
     }
 

@@ -322,16 +322,38 @@ final class Qcow2Refcounts {
      * them (QEMU: the refcount cache depends on the L2 cache, and flushing a dependency flushes the file).
      */
     private boolean decreased;
+    /**
+     * Refcount structures were written to the file since the last flush that {@link #barrierDone} reported:
+     * a table written next (an L2 or L1 entry using a counted cluster) needs a flush of the file first, even
+     * when no block is dirty any more (one written on eviction, or before a flush that failed: QEMU keeps the
+     * L2 cache's dependency on the refcount cache until a flush of the file succeeds).
+     */
+    private boolean unflushed;
 
     private void writeBlock(long offset, Block b) throws BlockException {
         if (decreased) {
-            decreased = false;
+            // Cleared only once the flush worked: after a failed one (fsyncgate) the L2 writes that dropped the
+            // references may be lost, so no dropped count is written until a flush succeeds (never, here).
             file.flush();
+            decreased = false;
         }
         // QEMU's refcount cache reports refblock_update_part when it writes a block (refblock_update is unused).
         file.debugEvent(DebugEvent.REFBLOCK_UPDATE_PART);
+        unflushed = true;
         file.write(offset, ByteBuffer.wrap(b.data), 0);
         b.dirty = false;
+    }
+
+    /** Whether a table write must be preceded by {@link #flush} and a flush of the file. */
+    boolean needsBarrier() {
+        return unflushed || hasDirty();
+    }
+
+    /** The file was flushed after {@link #flush}: what the refcount structures hold is on the disk. */
+    void barrierDone() {
+        if (!hasDirty()) {
+            unflushed = false;
+        }
     }
 
     /**
@@ -620,6 +642,7 @@ final class Qcow2Refcounts {
         int j = 0;
         for (Block b : created.values()) {
             long at = (start + n + j++) << clusterBits;
+            unflushed = true;
             file.write(at, ByteBuffer.wrap(b.data), 0);
             b.dirty = false;
             fileGrew(at + clusterSize());
@@ -681,6 +704,7 @@ final class Qcow2Refcounts {
         write(b.data, place & ((1L << entriesPerBlockBits) - 1), 1);
         // The block first, then the table entry that points at it.
         file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE);
+        unflushed = true;
         file.write(offset, ByteBuffer.wrap(b.data), 0);
         fileGrew(offset + clusterSize());
         file.debugEvent(DebugEvent.REFBLOCK_ALLOC_HOOKUP);
@@ -741,6 +765,7 @@ final class Qcow2Refcounts {
         }
         file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE_BLOCKS);
         for (int i = 0; i < blocks; i++) {
+            unflushed = true;
             file.write((at + i) << clusterBits, ByteBuffer.wrap(newBlocks.get(i).data), 0);
         }
         file.debugEvent(DebugEvent.REFBLOCK_ALLOC_WRITE_TABLE);
