@@ -161,6 +161,9 @@ public final class FlushBatcher {
         try {
             if (runner == Thread.currentThread()) {
                 // Nested in its own run: run in place (waiting would wait for itself).
+                if (announcedCaller) {
+                    announcedCame();
+                }
                 lock.unlock();
                 try {
                     sync.run();
@@ -294,6 +297,16 @@ public final class FlushBatcher {
             return false;
         } finally {
             gathering = false;
+        }
+    }
+
+    /** Announced callers not arrived or withdrawn yet (tests). */
+    int announcedForTests() {
+        lock.lock();
+        try {
+            return announced;
+        } finally {
+            lock.unlock();
         }
     }
 

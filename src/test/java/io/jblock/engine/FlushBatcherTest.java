@@ -16,6 +16,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class FlushBatcherTest {
+    @Test
+    void anAnnouncedCallerNestedInItsOwnRunCountsAsArrived() throws Exception {
+        FlushBatcher b = new FlushBatcher(TimeUnit.MILLISECONDS.toNanos(1));
+        int[] inner = {0};
+        b.expect();
+        b.sync(() -> b.sync(() -> inner[0]++, true), false);
+        assertThat(inner[0]).isEqualTo(1);
+        // Left counted, every later run would wait for a caller that never comes.
+        assertThat(b.announcedForTests()).isZero();
+    }
+
     /** Every caller returns only after a sync that began after it arrived has ended; fewer syncs than callers. */
     @Test
     void concurrentCallersShareSyncsThatStartedAfterThem() throws Exception {
