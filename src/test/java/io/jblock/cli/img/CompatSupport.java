@@ -42,6 +42,19 @@ final class CompatSupport {
         }
     }
 
+    /** Runs qemu-img to set up a case; it must succeed. */
+    static void qemuImg(String... a) {
+        QemuImgOracle.Run r = QemuImgOracle.qemu(args(a));
+        assertThat(r.status()).as("qemu-img %s: %s", List.of(a), r).isZero();
+    }
+
+    /** Runs one qemu-io command on {@code image} to set up a case; it must succeed. */
+    static void qemuIo(Path image, String command) throws Exception {
+        io.jblock.testing.Peers.Result r = io.jblock.testing.Peers.run(120,
+                List.of(io.jblock.testing.Peers.require("qemu-io"), "-c", command, image.toString()));
+        assertThat(r.exit()).as("qemu-io %s: %s %s", command, r.out(), r.err()).isZero();
+    }
+
     static List<String> args(String... a) {
         return new ArrayList<>(Arrays.asList(a));
     }

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.stream.Stream;
 
 import static io.jblock.cli.img.CompatSupport.args;
+import static io.jblock.cli.img.CompatSupport.qemuImg;
 import static io.jblock.cli.img.CompatSupport.assertSameAsQemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -41,11 +42,6 @@ class ImgCheckCompatTest {
     @AfterEach
     void removeDirectory() throws Exception {
         CompatSupport.deleteTree(dir);
-    }
-
-    private static void qemuImg(String... a) {
-        QemuImgOracle.Run r = QemuImgOracle.qemu(args(a));
-        assertThat(r.status()).as("qemu-img %s: %s", List.of(a), r).isZero();
     }
 
     private static void qemuIo(Path image, String... commands) throws Exception {

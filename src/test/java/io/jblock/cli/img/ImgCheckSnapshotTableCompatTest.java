@@ -14,6 +14,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static io.jblock.cli.img.CompatSupport.args;
+import static io.jblock.cli.img.CompatSupport.qemuImg;
+import static io.jblock.cli.img.CompatSupport.qemuIo;
 import static io.jblock.cli.img.CompatSupport.assertSameAsQemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -40,16 +42,6 @@ class ImgCheckSnapshotTableCompatTest {
     @AfterEach
     void removeDirectory() throws Exception {
         CompatSupport.deleteTree(dir);
-    }
-
-    private static void qemuImg(String... a) {
-        QemuImgOracle.Run r = QemuImgOracle.qemu(args(a));
-        assertThat(r.status()).as("qemu-img %s: %s", List.of(a), r).isZero();
-    }
-
-    private static void qemuIo(Path image, String command) throws Exception {
-        Peers.Result r = Peers.run(120, List.of(Peers.require("qemu-io"), "-c", command, image.toString()));
-        assertThat(r.exit()).as("qemu-io %s: %s %s", command, r.out(), r.err()).isZero();
     }
 
     /** A 64 MiB image with some data and the snapshots named. */

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static io.jblock.cli.img.CompatSupport.args;
+import static io.jblock.cli.img.CompatSupport.qemuImg;
 import static io.jblock.cli.img.CompatSupport.assertSameAsQemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -33,11 +34,6 @@ class ImgInfoBackingCompatTest {
     @AfterEach
     void removeDirectory() throws Exception {
         CompatSupport.deleteTree(dir);
-    }
-
-    private static void qemuImg(String... a) {
-        QemuImgOracle.Run r = QemuImgOracle.qemu(args(a));
-        assertThat(r.status()).as("qemu-img %s: %s", List.of(a), r).isZero();
     }
 
     /** info in human and JSON, with and without --backing-chain and -U, of {@code name}. */

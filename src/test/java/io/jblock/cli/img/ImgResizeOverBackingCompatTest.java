@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static io.jblock.cli.img.CompatSupport.args;
+import static io.jblock.cli.img.CompatSupport.qemuImg;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -40,11 +41,6 @@ class ImgResizeOverBackingCompatTest {
     @AfterEach
     void removeDirectory() throws Exception {
         CompatSupport.deleteTree(dir);
-    }
-
-    private static void qemuImg(String... a) {
-        QemuImgOracle.Run r = QemuImgOracle.qemu(args(a));
-        assertThat(r.status()).as("qemu-img %s: %s", List.of(a), r).isZero();
     }
 
     private static Peers.Result qemuIo(Path image, String... commands) throws Exception {
