@@ -1,8 +1,6 @@
 package io.jblock.cli.img;
 
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -17,12 +15,6 @@ import java.util.concurrent.locks.ReentrantLock;
  * no new request is issued from then until every request in flight has
  * completed and the flush after them is done; without it the flush runs
  * beside the requests.
- *
- * <p>Threads that wait for a drained flush are handed their next offset by
- * the thread that finished the flush, and woken directly: woken through a
- * condition variable they would each have to take the lock back in turn, a
- * chain of wake-ups one scheduling delay apart before the last of 32 could
- * issue its request.
  */
 final class BenchSchedule {
     /** What the thread that reported a completion must do next. */
@@ -35,16 +27,8 @@ final class BenchSchedule {
         UNDRAINED_FLUSH
     }
 
-    /** A thread waiting for a drained flush to end, and the offset it is handed then (-1: none). */
-    private static final class Waiter {
-        final Thread thread = Thread.currentThread();
-        long offset;
-        volatile boolean handed;
-    }
-
     private final ReentrantLock lock = new ReentrantLock();
-    /** Threads waiting for the drained flush. Guarded by lock. */
-    private List<Waiter> waiting = new ArrayList<>();
+    private final Condition resumed = lock.newCondition();
     private final long imageSize;
     private final long step;
     private final int flushInterval;
@@ -72,39 +56,23 @@ final class BenchSchedule {
      * is pending; -1 when nothing is left to issue.
      */
     long next() {
-        Waiter w;
         lock.lock();
         try {
-            if (!draining || stopped) {
-                return take();
+            while (draining && !stopped) {
+                resumed.awaitUninterruptibly();
             }
-            w = new Waiter();
-            waiting.add(w);
+            if (stopped || left <= inFlight) {
+                return -1;
+            }
+            inFlight++;
+            long o = offset;
+            // An empty image would divide by zero here (qemu-img 7.2 dies of SIGFPE); its first request
+            // fails with EIO instead, as any request past the end does.
+            offset = imageSize == 0 ? offset + step : (offset + step) % imageSize;
+            return o;
         } finally {
             lock.unlock();
         }
-        boolean interrupted = false;
-        while (!w.handed) {
-            LockSupport.park(this);
-            interrupted |= Thread.interrupted(); // not interruptible; cleared so park does not spin
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        return w.offset;
-    }
-
-    /** The next offset to issue, counted as in flight; -1 when nothing is left. Holds the lock. */
-    private long take() {
-        if (stopped || left <= inFlight) {
-            return -1;
-        }
-        inFlight++;
-        long o = offset;
-        // An empty image would divide by zero here (qemu-img 7.2 dies of SIGFPE); its first request
-        // fails with EIO instead, as any request past the end does.
-        offset = imageSize == 0 ? offset + step : (offset + step) % imageSize;
-        return o;
     }
 
     /** Records one completed request and says whether a flush is due. */
@@ -129,44 +97,23 @@ final class BenchSchedule {
 
     /** The drained flush is done: requests are issued again. */
     void flushDone() {
-        List<Waiter> woken;
         lock.lock();
         try {
             draining = false;
-            woken = handOut();
+            resumed.signalAll();
         } finally {
             lock.unlock();
         }
-        wake(woken);
     }
 
     /** A request or flush failed: workers stop taking requests. */
     void stop() {
-        List<Waiter> woken;
         lock.lock();
         try {
             stopped = true;
-            woken = handOut();
+            resumed.signalAll();
         } finally {
             lock.unlock();
-        }
-        wake(woken);
-    }
-
-    /** Gives every waiting thread its next offset (or -1), in arrival order. Holds the lock. */
-    private List<Waiter> handOut() {
-        List<Waiter> woken = waiting;
-        waiting = new ArrayList<>();
-        for (Waiter w : woken) {
-            w.offset = take();
-        }
-        return woken;
-    }
-
-    private static void wake(List<Waiter> woken) {
-        for (Waiter w : woken) {
-            w.handed = true;
-            LockSupport.unpark(w.thread);
         }
     }
 }
