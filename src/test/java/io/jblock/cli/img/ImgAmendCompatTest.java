@@ -395,11 +395,10 @@ class ImgAmendCompatTest {
             assertThat(got).as("%s after %s", name, args).isEqualTo(want);
         }
         if (expectedInfo != null) {
-            // Clean, or leaking exactly as QEMU's own result leaks: on some images qemu-img's width change leaves
-            // leaked clusters (seed 9170181104810, refcount_bits=8), and jblock writes the same file byte for byte.
+            // As QEMU's own result checks: on some random images qemu-img's width change leaves leaked clusters
+            // or worse (seed 9170181104810, refcount_bits=8), and jblock has written the same file byte for byte.
             Peers.Result check = Peers.run("qemu-img", "check", "-q", path(image));
             Peers.Result qemuCheck = Peers.run("qemu-img", "check", "-q", qemuResult.toString());
-            assertThat(qemuCheck.exit()).as("qemu-img check of QEMU's result after %s", args).isIn(0, 3);
             assertThat(check.exit()).as("qemu-img check after %s: %s", args, check.out())
                     .isEqualTo(qemuCheck.exit());
             assertThat(info(image)).as("qemu-img info after %s", args).isEqualTo(expectedInfo);
