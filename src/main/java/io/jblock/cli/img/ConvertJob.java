@@ -113,7 +113,7 @@ final class ConvertJob {
      * is off from then on, so that chunk and the rest are copied with zero
      * detection.
      */
-    private volatile boolean copyRange;
+    private boolean copyRange; // guarded by lock
 
     ConvertJob(ImgContext ctx, List<BlockNode> sources, BlockNode target, Settings settings, Progress progress)
             throws BlockException {
@@ -207,6 +207,7 @@ final class ConvertJob {
             long start;
             long n;
             Kind kind;
+            boolean offload;
             lock.lock();
             try {
                 if (failed || sectorNum >= totalSectors) {
@@ -229,15 +230,20 @@ final class ConvertJob {
                     allocatedDone += n;
                     progress.print((float) (100.0 * allocatedDone / allocatedSectors), 0);
                 }
+                // -C gives up at the first chunk, in sector order, that cannot be offloaded, and every later
+                // chunk is written normally, as QEMU's in-order coroutines decide it. Decided here, under the
+                // lock that hands out chunks: decided by each worker afterwards, a worker that had read the flag
+                // before another turned it off still offloaded a later chunk (zeroes written as data), so the
+                // target's allocation depended on timing.
+                offload = copyRange && kind == Kind.DATA;
+                if (offload && !offloadable(start, n)) {
+                    copyRange = false;
+                    offload = false;
+                }
             } finally {
                 lock.unlock();
             }
             boolean ok = true;
-            boolean offload = copyRange && kind == Kind.DATA;
-            if (offload && !offloadable(start, n)) {
-                copyRange = false;
-                offload = false;
-            }
             if (kind == Kind.DATA) {
                 ok = read(start, (int) n, buf);
             } else if (s.minSparse() == 0 && kind == Kind.ZERO) {
