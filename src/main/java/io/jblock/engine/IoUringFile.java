@@ -9,9 +9,11 @@ import java.nio.ByteBuffer;
 /**
  * A file whose data path goes through its own io_uring: reads, writes,
  * fdatasync and fallocate are submitted to the ring and the calling thread
- * parks until they complete. The rest (size, truncate, the seeks, fstat,
- * alignment) is the threads engine's file on the same descriptor, whose FFM
- * calls are quick metadata operations.
+ * parks until they complete; but a buffered read (no O_DIRECT) first asks
+ * the page cache on the calling thread ({@link NoWaitRead}), and only what
+ * is not cached goes through the ring. The rest (size, truncate, the seeks,
+ * fstat, alignment) is the threads engine's file on the same descriptor,
+ * whose FFM calls are quick metadata operations.
  *
  * <p>The kernel reads and writes the buffer's memory directly, so a buffer
  * must have an address: direct buffers go as they are; heap buffers are
@@ -126,7 +128,8 @@ final class IoUringFile extends ForwardingEngineFile {
         String call = read ? "read" : "write";
         long len = seg.byteSize();
         long done = 0;
-        if (read && readCacheFirst) {
+        // Not once close has begun: the descriptor may be closed and its number reused; the ring refuses.
+        if (read && readCacheFirst && !ring.closing()) {
             long res = cached(seg.address(), (int) len, pos);
             if (res == 0) {
                 return 0; // the end of the file

@@ -416,6 +416,11 @@ final class IoUringRing implements AutoCloseable {
         }
     }
 
+    /** Whether close has begun: requests are refused (EBADF) from then on. */
+    boolean closing() {
+        return closing;
+    }
+
     /** How many requests went through the ring so far (for tests of which path a request took). */
     long requestsSubmitted() {
         return submitted;
