@@ -204,20 +204,26 @@ class IoUringEngineTest {
         assertThat(after[65536 + 4096]).isEqualTo((byte) 0x5a);
     }
 
-    /**
-     * posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED): drops the file's clean
-     * pages from the page cache, so the next buffered read must go to the disk.
-     */
-    private static void dropFromPageCache(Path p) throws Throwable {
-        var fadvise = java.lang.foreign.Linker.nativeLinker().downcallHandle(
-                java.lang.foreign.Linker.nativeLinker().defaultLookup().find("posix_fadvise").orElseThrow(),
+    /** POSIX_FADV_RANDOM: no readahead on this open file. */
+    private static final int POSIX_FADV_RANDOM = 1;
+    /** POSIX_FADV_DONTNEED: drop the file's clean pages from the page cache. */
+    private static final int POSIX_FADV_DONTNEED = 4;
+
+    private static void fadvise(int fd, int advice) throws Throwable {
+        var linker = java.lang.foreign.Linker.nativeLinker();
+        var h = linker.downcallHandle(linker.defaultLookup().find("posix_fadvise").orElseThrow(),
                 java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT,
                         java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_LONG,
                         java.lang.foreign.ValueLayout.JAVA_LONG, java.lang.foreign.ValueLayout.JAVA_INT));
+        assertThat((int) h.invokeExact(fd, 0L, 0L, advice)).as("posix_fadvise %d", advice).isZero();
+    }
+
+    /** Drops the file's pages from the page cache, so the next buffered read must go to the disk. */
+    private static void dropFromPageCache(Path p) throws Throwable {
         int fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC);
         try {
             Libc.fdatasync(fd);
-            assertThat((int) fadvise.invokeExact(fd, 0L, 0L, 4)).as("posix_fadvise").isZero();
+            fadvise(fd, POSIX_FADV_DONTNEED);
         } finally {
             Libc.close(fd);
         }
@@ -323,6 +329,35 @@ class IoUringEngineTest {
             byte[] expected = new byte[512];
             Arrays.fill(expected, 0, 1 + n % 512, (byte) n);
             assertThat(Arrays.copyOfRange(written, n * 512, n * 512 + 512)).as("write %d", n).isEqualTo(expected);
+        }
+    }
+
+    /**
+     * A read whose first pages are cached and the rest not: the cached part
+     * is read on the caller's thread, the rest through the ring, into the
+     * right places of one buffer.
+     */
+    @Test
+    void aReadPartlyInThePageCacheGetsTheRestThroughTheRing() throws Throwable {
+        Path p = dir.resolve("half");
+        byte[] data = pattern(1 << 20, 4);
+        Files.write(p, data);
+        dropFromPageCache(p);
+        int fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        try (Arena arena = Arena.ofConfined()) {
+            fadvise(fd, POSIX_FADV_RANDOM); // so that reading the first half does not bring in the rest
+            assertThat(Libc.pread(fd, arena.allocate(65536), 65536, 0)).isEqualTo(65536);
+        } finally {
+            Libc.close(fd);
+        }
+        try (EngineFile f = IoUringEngine.instance().open(p, true, false)) {
+            IoUringRing ring = ((IoUringFile) f).ring();
+            ByteBuffer b = ByteBuffer.allocateDirect(131072);
+            assertThat(f.read(b, 0)).isEqualTo(131072);
+            byte[] got = new byte[131072];
+            b.flip().get(got);
+            assertThat(got).isEqualTo(Arrays.copyOf(data, 131072));
+            assertThat(ring.requestsSubmitted()).as("requests through the ring").isPositive();
         }
     }
 }
