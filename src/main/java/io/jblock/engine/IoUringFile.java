@@ -9,9 +9,11 @@ import java.nio.ByteBuffer;
 /**
  * A file whose data path goes through its own io_uring: reads, writes,
  * fdatasync and fallocate are submitted to the ring and the calling thread
- * parks until they complete. The rest (size, truncate, the seeks, fstat,
- * alignment) is the threads engine's file on the same descriptor, whose FFM
- * calls are quick metadata operations.
+ * parks until they complete; but a buffered read (no O_DIRECT) first asks
+ * the page cache on the calling thread ({@link NoWaitRead}), and only what
+ * is not cached goes through the ring. The rest (size, truncate, the seeks,
+ * fstat, alignment) is the threads engine's file on the same descriptor,
+ * whose FFM calls are quick metadata operations.
  *
  * <p>The kernel reads and writes the buffer's memory directly, so a buffer
  * must have an address: direct buffers go as they are; heap buffers are
@@ -23,17 +25,33 @@ import java.nio.ByteBuffer;
 final class IoUringFile extends ForwardingEngineFile {
     /** The most a heap buffer is copied through at once. */
     static final int BOUNCE_SIZE = 1 << 20;
+    /** Reads that skip the page-cache attempt after one missed. */
+    static final int SKIP_AFTER_MISS = 16;
 
     private final int fd;
     private final int alignment;
     private final IoUringRing ring;
     private final FlushBatcher syncs = new FlushBatcher();
+    /**
+     * Buffered reads try the page cache on the calling thread first ({@link
+     * NoWaitRead}); cleared for good if the file system refuses RWF_NOWAIT.
+     * Never set with O_DIRECT.
+     */
+    private volatile boolean readCacheFirst;
+    /**
+     * Reads left that go straight to the ring after one missed the page
+     * cache (data that is not cached now is likely not cached next door
+     * either, and each miss costs a system call). A hint: threads race on it
+     * without harm, as any value only chooses between two correct paths.
+     */
+    private int skipCacheFirst;
 
     IoUringFile(ThreadsEngine.ChannelFile file, IoUringRing ring) {
         super(file);
         this.fd = file.fd();
         this.alignment = file.alignment();
         this.ring = ring;
+        this.readCacheFirst = alignment == 1;
     }
 
     @Override
@@ -110,6 +128,16 @@ final class IoUringFile extends ForwardingEngineFile {
         String call = read ? "read" : "write";
         long len = seg.byteSize();
         long done = 0;
+        // Not once close has begun: the descriptor may be closed and its number reused; the ring refuses.
+        if (read && readCacheFirst && !ring.closing()) {
+            long res = cached(seg.address(), (int) len, pos);
+            if (res == 0) {
+                return 0; // the end of the file
+            }
+            if (res > 0) {
+                done = res;
+            }
+        }
         while (done < len) {
             int res = ring.run(call, opcode, fd, pos + done, seg.address() + done, (int) (len - done), 0);
             if (res < 0) {
@@ -130,6 +158,29 @@ final class IoUringFile extends ForwardingEngineFile {
             }
         }
         return (int) done;
+    }
+
+    /**
+     * What the page cache has at {@code pos} now, read on this thread: the
+     * bytes read (0 at the end of the file), or -1 when the ring must do it
+     * (not cached, or an error, which the ring's read then reports as its own).
+     */
+    private long cached(long addr, int len, long pos) {
+        if (skipCacheFirst > 0) {
+            skipCacheFirst--;
+            return -1;
+        }
+        long res = NoWaitRead.read(fd, addr, len, pos);
+        if (res >= 0) {
+            return res;
+        }
+        int errno = (int) -res;
+        if (errno == Libc.EAGAIN) {
+            skipCacheFirst = SKIP_AFTER_MISS;
+        } else if (errno == NoWaitRead.EOPNOTSUPP || errno == Libc.EINVAL) {
+            readCacheFirst = false;
+        }
+        return -1;
     }
 
     @Override

@@ -114,6 +114,8 @@ final class IoUringRing implements AutoCloseable {
     /** Requests in the kernel now (written by the ring thread, read by requests deciding to wake it). */
     @SuppressWarnings("unused") // through IN_KERNEL
     private volatile int inKernel;
+    /** Requests handed to the kernel so far (written by the ring thread only; for tests). */
+    private volatile long submitted;
     /** Requests are refused from now on. */
     private volatile boolean closing;
     /** Why the ring thread stopped before close, if it did. */
@@ -272,6 +274,7 @@ final class IoUringRing implements AutoCloseable {
         int queued = 0;
         boolean wakeArmed = false;
         int busy = 0;
+        int taken = 0;
         try {
             while (true) {
                 if (!wakeArmed) {
@@ -289,6 +292,11 @@ final class IoUringRing implements AutoCloseable {
                     ring.queue(op.opcode, op.fd, op.off, op.addr, op.len, op.opFlags, index);
                     queued++;
                     busy++;
+                    taken++;
+                }
+                if (taken > 0) {
+                    submitted += taken; // one writer: the ring thread
+                    taken = 0;
                 }
                 if (waitingHead == null) {
                     waitingTail = null;
@@ -406,6 +414,16 @@ final class IoUringRing implements AutoCloseable {
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /** Whether close has begun: requests are refused (EBADF) from then on. */
+    boolean closing() {
+        return closing;
+    }
+
+    /** How many requests went through the ring so far (for tests of which path a request took). */
+    long requestsSubmitted() {
+        return submitted;
     }
 
     /** Whether the ring thread is still running (for tests of close). */

@@ -203,4 +203,161 @@ class IoUringEngineTest {
         assertThat(Arrays.copyOfRange(after, 0, 65536 + 4096)).containsOnly(0);
         assertThat(after[65536 + 4096]).isEqualTo((byte) 0x5a);
     }
+
+    /** POSIX_FADV_RANDOM: no readahead on this open file. */
+    private static final int POSIX_FADV_RANDOM = 1;
+    /** POSIX_FADV_DONTNEED: drop the file's clean pages from the page cache. */
+    private static final int POSIX_FADV_DONTNEED = 4;
+
+    private static void fadvise(int fd, int advice) throws Throwable {
+        var linker = java.lang.foreign.Linker.nativeLinker();
+        var h = linker.downcallHandle(linker.defaultLookup().find("posix_fadvise").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT,
+                        java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_LONG,
+                        java.lang.foreign.ValueLayout.JAVA_LONG, java.lang.foreign.ValueLayout.JAVA_INT));
+        assertThat((int) h.invokeExact(fd, 0L, 0L, advice)).as("posix_fadvise %d", advice).isZero();
+    }
+
+    /** Drops the file's pages from the page cache, so the next buffered read must go to the disk. */
+    private static void dropFromPageCache(Path p) throws Throwable {
+        int fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        try {
+            Libc.fdatasync(fd);
+            fadvise(fd, POSIX_FADV_DONTNEED);
+        } finally {
+            Libc.close(fd);
+        }
+    }
+
+    private static byte[] pattern(int size, long seed) {
+        byte[] data = new byte[size];
+        new Random(seed).nextBytes(data);
+        return data;
+    }
+
+    @Test
+    void bufferedReadsOfCachedDataAreServedWithoutTheRing() throws Exception {
+        Path p = dir.resolve("cached");
+        byte[] data = pattern(1 << 20, 1);
+        Files.write(p, data);
+        try (EngineFile f = IoUringEngine.instance().open(p, true, false)) {
+            IoUringRing ring = ((IoUringFile) f).ring();
+            f.read(ByteBuffer.allocateDirect(data.length), 0); // whatever was not cached is now
+            long before = ring.requestsSubmitted();
+            for (int off = 0; off < data.length; off += 12345) {
+                int len = Math.min(9000, data.length - off);
+                ByteBuffer b = off % 2 == 0 ? ByteBuffer.allocateDirect(len) : ByteBuffer.allocate(len);
+                assertThat(f.read(b, off)).isEqualTo(len);
+                byte[] got = new byte[len];
+                b.flip().get(got);
+                assertThat(got).as("at %d", off).isEqualTo(Arrays.copyOfRange(data, off, off + len));
+            }
+            assertThat(ring.requestsSubmitted()).as("requests through the ring").isEqualTo(before);
+        }
+    }
+
+    @Test
+    void bufferedReadsOfDataNotCachedGoThroughTheRingAndReadTheFile() throws Throwable {
+        Path p = dir.resolve("cold");
+        byte[] data = pattern(1 << 20, 2);
+        Files.write(p, data);
+        dropFromPageCache(p);
+        try (EngineFile f = IoUringEngine.instance().open(p, true, false)) {
+            IoUringRing ring = ((IoUringFile) f).ring();
+            ByteBuffer b = ByteBuffer.allocateDirect(data.length);
+            assertThat(f.read(b, 0)).isEqualTo(data.length);
+            byte[] got = new byte[data.length];
+            b.flip().get(got);
+            assertThat(got).isEqualTo(data);
+            assertThat(ring.requestsSubmitted()).as("requests through the ring").isPositive();
+        }
+    }
+
+    /**
+     * More requests in flight than the ring has entries, on O_DIRECT (so
+     * reads too go through the ring), mixing reads of each thread's own
+     * block, writes of distinct lengths and requests the kernel refuses
+     * (misaligned: EINVAL): each must get its own result, so a completion
+     * lost or handed to the wrong thread fails the test (or hangs it).
+     */
+    @Test
+    void manyMoreRequestsThanEntriesEachGetTheirOwnResult() throws Exception {
+        int blocks = IoUringEngine.RING_ENTRIES * 8;
+        int bs = 4096;
+        Path p = dir.resolve("mixed");
+        byte[] data = pattern(blocks * bs, 3);
+        Files.write(p, data);
+        Path w = dir.resolve("written");
+        Files.write(w, new byte[blocks * 512]);
+        try (EngineFile direct = IoUringEngine.instance().open(p, true, true);
+             EngineFile buffered = IoUringEngine.instance().open(w, false, false);
+             var pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<?>> done = new ArrayList<>();
+            for (int i = 0; i < blocks; i++) {
+                int n = i;
+                done.add(pool.submit(() -> {
+                    try (Arena arena = Arena.ofConfined()) {
+                        ByteBuffer b = arena.allocate(bs, bs).asByteBuffer();
+                        switch (n % 3) {
+                            case 0 -> {
+                                assertThat(direct.read(b, (long) n * bs)).isEqualTo(bs);
+                                assertThat(b.flip()).as("block %d", n)
+                                        .isEqualTo(ByteBuffer.wrap(data, n * bs, bs));
+                            }
+                            case 1 -> {
+                                int len = 1 + n % 512;
+                                ByteBuffer src = ByteBuffer.allocateDirect(len);
+                                for (int k = 0; k < len; k++) {
+                                    src.put(k, (byte) n);
+                                }
+                                assertThat(buffered.write(src, (long) n * 512)).as("write %d", n).isEqualTo(len);
+                            }
+                            default -> assertThatThrownBy(() -> direct.read(b, (long) n * bs + 1))
+                                    .isInstanceOfSatisfying(ErrnoException.class,
+                                            e -> assertThat(e.errno()).isEqualTo(Libc.EINVAL));
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> d : done) {
+                d.get(100, TimeUnit.SECONDS);
+            }
+        }
+        byte[] written = Files.readAllBytes(w);
+        for (int n = 1; n < blocks; n += 3) {
+            byte[] expected = new byte[512];
+            Arrays.fill(expected, 0, 1 + n % 512, (byte) n);
+            assertThat(Arrays.copyOfRange(written, n * 512, n * 512 + 512)).as("write %d", n).isEqualTo(expected);
+        }
+    }
+
+    /**
+     * A read whose first pages are cached and the rest not: the cached part
+     * is read on the caller's thread, the rest through the ring, into the
+     * right places of one buffer.
+     */
+    @Test
+    void aReadPartlyInThePageCacheGetsTheRestThroughTheRing() throws Throwable {
+        Path p = dir.resolve("half");
+        byte[] data = pattern(1 << 20, 4);
+        Files.write(p, data);
+        dropFromPageCache(p);
+        int fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        try (Arena arena = Arena.ofConfined()) {
+            fadvise(fd, POSIX_FADV_RANDOM); // so that reading the first half does not bring in the rest
+            assertThat(Libc.pread(fd, arena.allocate(65536), 65536, 0)).isEqualTo(65536);
+        } finally {
+            Libc.close(fd);
+        }
+        try (EngineFile f = IoUringEngine.instance().open(p, true, false)) {
+            IoUringRing ring = ((IoUringFile) f).ring();
+            ByteBuffer b = ByteBuffer.allocateDirect(131072);
+            assertThat(f.read(b, 0)).isEqualTo(131072);
+            byte[] got = new byte[131072];
+            b.flip().get(got);
+            assertThat(got).isEqualTo(Arrays.copyOf(data, 131072));
+            assertThat(ring.requestsSubmitted()).as("requests through the ring").isPositive();
+        }
+    }
 }
