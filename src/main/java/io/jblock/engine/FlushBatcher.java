@@ -31,14 +31,18 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>Callers can be announced: a writethrough write in flight will ask for a
  * flush as soon as it is done ({@link #expect()}). A run about to start first
- * waits, briefly, for the callers announced at that moment to arrive, so one
- * run covers them all. Without that, the run starts while those writes are
- * still in the device queue: under O_DIRECT its fdatasync then waits behind
- * them anyway, and they all need the next run. QEMU gets the same grouping
- * from its single-threaded event loop: the flushes queue up behind the one
- * running while every request waits, and the next fdatasync finds nothing in
- * flight. The wait only delays a run; what a run covers is still decided when
- * it starts, so it is never a durability matter, and it is bounded
+ * waits, briefly, until every announced caller has arrived: those announced
+ * at that moment and those announced while it waits (writers released by the
+ * previous run start their writes one after another, a scheduling delay
+ * apart), so one run covers them all. Without that, the run starts while the
+ * later writes are still in the device queue: under O_DIRECT its fdatasync
+ * then waits behind them anyway, and they all need the next run. Writers do
+ * not keep the wait going: one that arrived waits for the run, so it cannot
+ * announce another write meanwhile. QEMU gets the same grouping from its
+ * single-threaded event loop: the flushes queue up behind the one running
+ * while every request waits, and the next fdatasync finds nothing in flight.
+ * The wait only delays a run; what a run covers is still decided when it
+ * starts, so it is never a durability matter, and it is bounded
  * ({@link #GATHER_LIMIT_NANOS}) so a write that hangs cannot hold flushes up.
  *
  * <p>A failed run fails every caller it covered, with its error, even if a
@@ -88,8 +92,6 @@ public final class FlushBatcher {
     private List<Waiter> waiters = new ArrayList<>();
     /** Announced callers not arrived or withdrawn yet. Guarded by lock. */
     private int announced;
-    /** Announced callers that arrived or withdrew, ever. Guarded by lock. */
-    private long announcedDone;
     /** A run is waiting for announced callers on {@link #announcedArrived}. Guarded by lock. */
     private boolean gathering;
     /** Runs started, for tests. Guarded by lock. */
@@ -137,8 +139,7 @@ public final class FlushBatcher {
 
     private void announcedCame() {
         announced--;
-        announcedDone++;
-        if (gathering) {
+        if (gathering && announced == 0) {
             announcedArrived.signal();
         }
     }
@@ -269,21 +270,20 @@ public final class FlushBatcher {
     }
 
     /**
-     * Before a run starts: waits until the callers announced now have arrived
-     * (or withdrawn), or {@link #GATHER_LIMIT_NANOS} has passed. Callers
-     * announced meanwhile do not prolong it. Callers arriving meanwhile wait
-     * for the run, which covers them. Holds the lock. Returns whether the
+     * Before a run starts: waits until every announced caller has arrived (or
+     * withdrawn), those announced during the wait included, or until
+     * {@link #GATHER_LIMIT_NANOS} after it began. Callers arriving meanwhile
+     * wait for the run, which covers them. Holds the lock. Returns whether the
      * thread was interrupted, which ends the wait early.
      */
     private boolean gather() {
         if (announced == 0) {
             return false;
         }
-        long target = announcedDone + announced;
         long deadline = System.nanoTime() + gatherLimitNanos;
         gathering = true;
         try {
-            while (announced > 0 && announcedDone < target) {
+            while (announced > 0) {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     break;
@@ -305,6 +305,16 @@ public final class FlushBatcher {
         lock.lock();
         try {
             return announced;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether a run is waiting for announced callers (tests). */
+    boolean gatheringForTests() {
+        lock.lock();
+        try {
+            return gathering;
         } finally {
             lock.unlock();
         }

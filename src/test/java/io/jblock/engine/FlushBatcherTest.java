@@ -117,6 +117,38 @@ class FlushBatcherTest {
         assertThat(b.runs()).isEqualTo(1);
     }
 
+    /**
+     * A caller announced while a run waits for the ones announced before it
+     * (a writer released by the previous run, starting its write a little
+     * later than the others) is waited for too: one run covers all three, not
+     * one run for the first two and another for it.
+     */
+    @Test
+    void aRunAlsoWaitsForACallerAnnouncedWhileItWaits() throws Exception {
+        FlushBatcher b = new FlushBatcher(TimeUnit.MINUTES.toNanos(1));
+        AtomicInteger ran = new AtomicInteger();
+        b.expect(); // first writer's write in flight
+        Thread flusher = Thread.ofVirtual().start(() -> b.sync(ran::incrementAndGet));
+        while (!b.gatheringForTests()) {
+            Thread.onSpinWait();
+        }
+        b.expect(); // second writer starts its write while the run waits
+        Thread first = Thread.ofVirtual().start(() -> b.sync(ran::incrementAndGet, true));
+        while (b.announcedForTests() != 1) {
+            Thread.onSpinWait();
+        }
+        // The first writer has arrived; the run still waits for the second (its limit is a minute).
+        flusher.join(Duration.ofMillis(200));
+        assertThat(flusher.isAlive()).as("run waiting for the writer announced while it waited").isTrue();
+        assertThat(ran.get()).isZero();
+        Thread second = Thread.ofVirtual().start(() -> b.sync(ran::incrementAndGet, true));
+        for (Thread t : List.of(flusher, first, second)) {
+            t.join();
+        }
+        assertThat(ran.get()).as("one run covered all three").isEqualTo(1);
+        assertThat(b.runs()).isEqualTo(1);
+    }
+
     /** An announced caller that withdraws (its write failed) does not hold a run up. */
     @Test
     void aWithdrawnCallerReleasesTheRunWaitingForIt() throws Exception {
