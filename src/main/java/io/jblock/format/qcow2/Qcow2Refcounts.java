@@ -202,14 +202,18 @@ final class Qcow2Refcounts {
 
     /** Sorts the table's non-zero block offsets into {@link #blockOffsets}. */
     private void indexBlocks() {
-        long[] offsets = new long[Math.max(16, table.length)];
         int n = 0;
+        for (long e : table) {
+            if ((e & TABLE_OFFSET_MASK) != 0) {
+                n++;
+            }
+        }
+        // Room for the blocks to come (sized to the blocks, not the table: most of a table is empty).
+        long[] offsets = new long[n + 16];
+        n = 0;
         for (long e : table) {
             long b = e & TABLE_OFFSET_MASK;
             if (b != 0) {
-                if (n == offsets.length) {
-                    offsets = java.util.Arrays.copyOf(offsets, n * 2);
-                }
                 offsets[n++] = b;
             }
         }
