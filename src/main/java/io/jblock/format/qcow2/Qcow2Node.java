@@ -175,6 +175,26 @@ public final class Qcow2Node extends BlockNode {
         }
     }
 
+    /** Whether {@code [offset, offset + length)} overlaps a refcount block, for tests of the overlap check. */
+    boolean overlapsRefcountBlock(long offset, long length) throws BlockException {
+        meta.lock();
+        try {
+            return refcounts.overlapsBlock(offset, length);
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /** The refcount table as it is now, for tests. */
+    long[] refcountTable() throws BlockException {
+        meta.lock();
+        try {
+            return refcounts.tableCopy();
+        } finally {
+            meta.unlock();
+        }
+    }
+
     /** How many L2 slices the cache holds now; never more than its bound. */
     int cachedL2Slices() {
         meta.lock();

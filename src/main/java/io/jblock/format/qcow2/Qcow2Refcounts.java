@@ -50,6 +50,14 @@ final class Qcow2Refcounts {
     private long tableEntries;
     /** The refcount table, read whole at first use (at most 8 MiB, {@link Qcow2Limits#MAX_REFTABLE_BYTES}). */
     private long[] table;
+    /**
+     * The non-zero block offsets of {@link #table} (masked), sorted, in the
+     * first {@link #blockCount} slots, for the overlap check; null until
+     * first needed and whenever the table is replaced. Every change of a
+     * table entry goes through {@link #blockAdded} or drops it.
+     */
+    private long[] blockOffsets;
+    private int blockCount;
     private final LinkedHashMap<Long, Block> cache = new LinkedHashMap<>(16, 0.75f, true);
     /** No free cluster below this one (QEMU's free_cluster_index). */
     private long freeHint;
@@ -165,16 +173,72 @@ final class Qcow2Refcounts {
         return entriesPerBlockBits;
     }
 
-    /** Whether {@code [offset, offset + length)} overlaps a refcount block (the overlap check). */
+    /**
+     * Whether {@code [offset, offset + length)} overlaps a refcount block (the
+     * overlap check, made before every allocation is used): a binary search
+     * in {@link #blockOffsets}, not a pass over the whole table (8192 entries
+     * for a new image's one table cluster at 64 KiB clusters, most of them
+     * empty), which took 40% of the CPU of 4 KiB allocating writes.
+     */
     boolean overlapsBlock(long offset, long length) throws BlockException {
         loadTable();
-        for (long e : table) {
-            long b = e & TABLE_OFFSET_MASK;
-            if (b != 0 && b < offset + length && offset < b + clusterSize()) {
-                return true;
+        if (blockOffsets == null) {
+            indexBlocks();
+        }
+        // The first block that ends after offset; it overlaps when it starts before the range ends.
+        long after = offset - clusterSize();
+        int lo = 0;
+        int hi = blockCount;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (blockOffsets[mid] <= after) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        return false;
+        return lo < blockCount && blockOffsets[lo] < offset + length;
+    }
+
+    /** Sorts the table's non-zero block offsets into {@link #blockOffsets}. */
+    private void indexBlocks() {
+        int n = 0;
+        for (long e : table) {
+            if ((e & TABLE_OFFSET_MASK) != 0) {
+                n++;
+            }
+        }
+        // Room for the blocks to come (sized to the blocks, not the table: most of a table is empty).
+        long[] offsets = new long[n + 16];
+        n = 0;
+        for (long e : table) {
+            long b = e & TABLE_OFFSET_MASK;
+            if (b != 0) {
+                offsets[n++] = b;
+            }
+        }
+        java.util.Arrays.sort(offsets, 0, n);
+        blockOffsets = offsets;
+        blockCount = n;
+    }
+
+    /** A table entry that was empty now points at the block at {@code at}: the index gains it, in order. */
+    private void blockAdded(long at) {
+        if (blockOffsets == null) {
+            return; // built from the table when first needed
+        }
+        long b = at & TABLE_OFFSET_MASK;
+        int i = java.util.Arrays.binarySearch(blockOffsets, 0, blockCount, b);
+        if (i < 0) {
+            i = -i - 1;
+        }
+        if (blockCount == blockOffsets.length) {
+            blockOffsets = java.util.Arrays.copyOf(blockOffsets, blockCount * 2);
+        }
+        // New blocks mostly go at the end of the file: the copy is then empty.
+        System.arraycopy(blockOffsets, i, blockOffsets, i + 1, blockCount - i);
+        blockOffsets[i] = b;
+        blockCount++;
     }
 
     private long clusterSize() {
@@ -269,6 +333,7 @@ final class Qcow2Refcounts {
         b.flip();
         b.asLongBuffer().get(t);
         table = t;
+        blockOffsets = null;
     }
 
     /** The cached block covering {@code cluster}; null when none exists and {@code create} is false. */
@@ -656,6 +721,7 @@ final class Qcow2Refcounts {
             long at = (start + n + j++) << clusterBits;
             file.write(tableOffset + e.getKey() * 8, ByteBuffer.allocate(8).putLong(0, at), 0);
             table[e.getKey().intValue()] = at;
+            blockAdded(at);
             cache.put(at, e.getValue());
         }
         trim();
@@ -711,6 +777,7 @@ final class Qcow2Refcounts {
         ByteBuffer e = ByteBuffer.allocate(8).putLong(0, offset);
         file.write(tableOffset + tableIndex * 8, e, 0);
         table[(int) tableIndex] = offset;
+        blockAdded(offset);
         cache.put(offset, b);
         trim();
     }
@@ -783,6 +850,7 @@ final class Qcow2Refcounts {
         tableOffset = newTableOffset;
         tableEntries = newEntries;
         table = newTable;
+        blockOffsets = null;
         for (int i = 0; i < blocks; i++) {
             cache.put((at + i) << clusterBits, newBlocks.get(i));
         }
