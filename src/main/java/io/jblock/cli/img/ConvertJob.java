@@ -35,6 +35,7 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 final class ConvertJob {
     static final int SECTOR = 512;
+    private static final int PAGE = 4096;
     /** qemu-img's BDRV_REQUEST_MAX_SECTORS: the longest run one block-status call asks about. */
     private static final long MAX_REQUEST_SECTORS = Integer.MAX_VALUE >> 9;
 
@@ -201,7 +202,7 @@ final class ConvertJob {
 
     /** One worker: QEMU's convert_co_do_copy. */
     private void work() {
-        ByteBuffer buf = ByteBuffer.allocateDirect(s.bufSectors() * SECTOR);
+        ByteBuffer buf = pageAligned(s.bufSectors() * SECTOR);
         Condition turn = lock.newCondition();
         while (true) {
             long start;
@@ -278,6 +279,19 @@ final class ConvertJob {
                 return;
             }
         }
+    }
+
+    /**
+     * A buffer that starts on a page. The kernel copies whole page-cache
+     * pages into it and out of it; allocateDirect's own memory starts 16
+     * bytes into a page (malloc's header), and on the AMD EPYC this was
+     * measured on a copy to that offset runs 3x slower: reading 512 MiB of
+     * cached data with 1 MiB preads took 0.38 s of system time against
+     * 0.10-0.14 s into a page-aligned buffer (QEMU's buffers are aligned
+     * too: blk_blockalign).
+     */
+    static ByteBuffer pageAligned(int bytes) {
+        return ByteBuffer.allocateDirect(bytes + PAGE).alignedSlice(PAGE).limit(bytes).slice();
     }
 
     private boolean isFailed() {
