@@ -142,14 +142,18 @@ final class ConvertJob {
 
     /** Copies everything; on failure the message is printed and {@link Failed} thrown. */
     void run() throws Failed {
-        // First pass: what will be written, for the progress figure.
-        long at = 0;
-        while (at < totalSectors) {
-            long n = nextChunk(at);
-            if (status == Kind.DATA || (s.minSparse() == 0 && status == Kind.ZERO)) {
-                allocatedSectors += n;
+        // First pass: what will be written, for the progress figure (qemu-img always makes it). Without -p
+        // nothing reads that figure, and the pass is a block-status call per extent of the whole source,
+        // made before any copying starts; with --salvage it stays, since it prints its own warnings.
+        if (progress.enabled() || s.salvage()) {
+            long at = 0;
+            while (at < totalSectors) {
+                long n = nextChunk(at);
+                if (status == Kind.DATA || (s.minSparse() == 0 && status == Kind.ZERO)) {
+                    allocatedSectors += n;
+                }
+                at += n;
             }
-            at += n;
         }
         nextStatusSector = 0;
         sectorNum = 0;
