@@ -24,6 +24,11 @@ final class Progress {
         this.minSkip = minSkip;
     }
 
+    /** Whether the figure is printed at all (-p, and not -q). */
+    boolean enabled() {
+        return enabled;
+    }
+
     /**
      * With {@code max} 0, sets the figure to {@code delta}; otherwise adds
      * {@code delta} percent of {@code max} (QEMU's qemu_progress_print).
