@@ -134,8 +134,8 @@ final class CompareCommand implements ImgCommand {
             say(ctx, "Strict mode: Image size mismatch!\n");
             return 1;
         }
-        ByteBuffer buf1 = ByteBuffer.allocateDirect(IO_BUF_SIZE);
-        ByteBuffer buf2 = ByteBuffer.allocateDirect(IO_BUF_SIZE);
+        ByteBuffer buf1 = ConvertJob.pageAligned(IO_BUF_SIZE);
+        ByteBuffer buf2 = ConvertJob.pageAligned(IO_BUF_SIZE);
         long offset = 0;
         try {
             while (offset < common) {

@@ -312,7 +312,9 @@ final class ConvertJob {
      * too: blk_blockalign).
      */
     static ByteBuffer pageAligned(int bytes) {
-        return ByteBuffer.allocateDirect(bytes + PAGE).alignedSlice(PAGE).limit(bytes).slice();
+        // alignedSlice rounds the end down to a page as well: room for whole pages plus one, so any size fits.
+        int pages = (int) ((bytes + (long) PAGE - 1) / PAGE);
+        return ByteBuffer.allocateDirect((pages + 1) * PAGE).alignedSlice(PAGE).limit(bytes).slice();
     }
 
     /** Whether a chunk of this kind leaves the target as it is (so its place in the write order is moot). */
