@@ -3,6 +3,7 @@ package io.jblock.nbd;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
+import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
@@ -76,7 +77,7 @@ public final class NbdServer implements AutoCloseable {
                     throw e;
                 }
                 clients.incrementAndGet();
-                noDelay(ch);
+                tune(ch);
                 // A platform thread, and the connection's workers with it (see NbdTransmission): the socket
                 // stays in blocking mode, so a request is one read and a reply one write, no poller.
                 Thread.ofPlatform().daemon(true).name("nbd-connection").start(() -> {
@@ -106,6 +107,34 @@ public final class NbdServer implements AutoCloseable {
             }
         } catch (IOException e) {
             LOG.log(System.Logger.Level.DEBUG, "TCP_NODELAY not set: {0}", e.toString());
+        }
+    }
+
+    /** The socket options of an accepted connection: {@link #noDelay} on TCP, {@link #sendBuffer} on Unix. */
+    static void tune(SocketChannel ch) {
+        noDelay(ch);
+        sendBuffer(ch);
+    }
+
+    /**
+     * The send buffer asked for on a Unix-socket connection (the kernel doubles it, and caps it at
+     * net.core.wmem_max): room for a whole 1 MiB READ reply, so a worker writes it into the socket at
+     * once instead of sleeping and waking for every ~100 KiB the client reads (the default,
+     * net.core.wmem_default, is 208 KiB). On a Unix stream socket only the sender's buffer bounds what is
+     * in flight, so this is the server side's whole say. Kernel memory, taken only while the client has not
+     * read its replies. Measured (fio nbd engine, read 1M depth 4, 3 rounds each, load 13-20): context
+     * switches per request 10.4-11.9 with the default, 3.6-3.9 with this, 2.1-2.4 with 4 MiB, whose
+     * throughput was no better. TCP is left alone: SO_SNDBUF there switches off the kernel's own sizing.
+     */
+    static final int UNIX_SEND_BUFFER = 1 << 20;
+
+    private static void sendBuffer(SocketChannel ch) {
+        try {
+            if (ch.getLocalAddress() instanceof UnixDomainSocketAddress) {
+                ch.setOption(StandardSocketOptions.SO_SNDBUF, UNIX_SEND_BUFFER);
+            }
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.DEBUG, "SO_SNDBUF not set: {0}", e.toString());
         }
     }
 

@@ -164,6 +164,92 @@ class NbdRequestReaderTest {
         assertThat(reads.get()).isLessThan(16);
     }
 
+    /**
+     * After a payload read straight into its buffer, the next header is read alone: a stream of large
+     * writes never brings a payload's first bytes into the receive buffer to be copied out again.
+     */
+    @Test
+    void afterALargePayloadTheNextHeaderIsReadAloneAndItsPayloadIsNotCopied() throws Exception {
+        int count = 4;
+        int length = 1 << 20;
+        List<byte[]> payloads = new ArrayList<>();
+        Random rnd = new Random(count);
+        for (int i = 0; i < count; i++) {
+            byte[] p = new byte[length];
+            rnd.nextBytes(p);
+            payloads.add(p);
+        }
+        Thread writer = Thread.ofPlatform().start(() -> {
+            try {
+                for (int i = 0; i < count; i++) {
+                    ByteBuffer b = ByteBuffer.wrap(wire(new NbdRequest(0, Nbd.CMD_WRITE, i, (long) i * length, length),
+                            payloads.get(i)));
+                    while (b.hasRemaining()) {
+                        client.write(b);
+                    }
+                }
+            } catch (IOException e) {
+                throw new RuntimeException(e);
+            }
+        });
+        NbdRequestReader reader = new NbdRequestReader(serverSide());
+        ByteBuffer p = ByteBuffer.allocateDirect(length);
+        long afterFirst = 0;
+        for (int i = 0; i < count; i++) {
+            if (i > 0) {
+                // Give the client time to write ahead, so that a greedy read would take payload bytes too.
+                Thread.sleep(50);
+            }
+            NbdRequest r = reader.next();
+            assertThat(r.cookie()).isEqualTo(i);
+            reader.readPayload(p.clear());
+            byte[] got = new byte[length];
+            p.flip().get(got);
+            assertThat(got).as("payload %d", i).isEqualTo(payloads.get(i));
+            if (i == 0) {
+                afterFirst = reader.copied();
+            }
+        }
+        writer.join();
+        assertThat(reader.copied()).as("payload bytes copied after the first request").isEqualTo(afterFirst);
+        assertThat(reader.buffered()).isZero();
+    }
+
+    /** A small request after a large payload puts the reader back to taking what the client pipelined. */
+    @Test
+    void smallWritesAfterALargeOneAreReadThroughTheBufferAgain() throws Exception {
+        int big = 1 << 20;
+        Thread writer = Thread.ofPlatform().start(() -> {
+            try {
+                ByteBuffer b = ByteBuffer.wrap(wire(new NbdRequest(0, Nbd.CMD_WRITE, 100, 0, big), new byte[big]));
+                while (b.hasRemaining()) {
+                    client.write(b);
+                }
+                for (int i = 0; i < 16; i++) {
+                    b = ByteBuffer.wrap(wire(new NbdRequest(0, Nbd.CMD_WRITE, i, i * 4096L, 4096), new byte[4096]));
+                    while (b.hasRemaining()) {
+                        client.write(b);
+                    }
+                }
+            } catch (IOException e) {
+                throw new RuntimeException(e);
+            }
+        });
+        NbdRequestReader reader = new NbdRequestReader(serverSide());
+        assertThat(reader.next().cookie()).isEqualTo(100);
+        reader.readPayload(ByteBuffer.allocateDirect(big));
+        writer.join();
+        int before = reads.get();
+        ByteBuffer p = ByteBuffer.allocateDirect(4096);
+        for (int i = 0; i < 16; i++) {
+            assertThat(reader.next().cookie()).isEqualTo(i);
+            reader.readPayload(p.clear());
+            assertThat(p.hasRemaining()).isFalse();
+        }
+        // The first small header alone, then one read for the rest (16 * 4124 bytes fit the buffer).
+        assertThat(reads.get() - before).isLessThanOrEqualTo(3);
+    }
+
     @Test
     void aWrongMagicIsNullAndTheStreamEndsWithEof() throws Exception {
         ByteBuffer b = ByteBuffer.wrap(wire(new NbdRequest(0, Nbd.CMD_READ, 1, 0, 512), null));
