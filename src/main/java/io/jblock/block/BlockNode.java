@@ -278,6 +278,21 @@ public abstract class BlockNode implements AutoCloseable {
         return false;
     }
 
+    /**
+     * Starts the OS writing back what this node and the nodes under it (not
+     * backing files) have in the page cache, without waiting: a hint for a job
+     * that ends with a real flush (convert), so that flush has little left to
+     * do. It promises nothing and never fails; this node's own caches stay
+     * where they are. By default, passed on to the children.
+     */
+    public void startWriteback() {
+        for (BlockChild c : children()) {
+            if (!c.role().equals("backing")) {
+                c.node().startWriteback();
+            }
+        }
+    }
+
     /** Step 1 of a flush: write this node's own caches to its children. Nothing by default. */
     public void flushToOs() throws BlockException {
     }

@@ -57,6 +57,15 @@ public interface EngineFile extends Closeable {
      */
     long seekHole(long pos) throws IOException;
 
+    /**
+     * Starts writing the file's dirty page-cache pages to the device, without
+     * waiting and without any durability meaning: a hint for a job that will
+     * end with a real flush, so that flush finds little left to write.
+     * Nothing by default.
+     */
+    default void startWriteback() throws IOException {
+    }
+
     /** Bytes allocated on the host (st_blocks * 512), -1 when unknown. */
     long allocatedSize() throws IOException;
 

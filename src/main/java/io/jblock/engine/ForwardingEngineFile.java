@@ -62,6 +62,11 @@ public class ForwardingEngineFile implements EngineFile {
     }
 
     @Override
+    public void startWriteback() throws IOException {
+        delegate.startWriteback();
+    }
+
+    @Override
     public long allocatedSize() throws IOException {
         return delegate.allocatedSize();
     }

@@ -26,6 +26,7 @@ public final class InstrumentedEngine implements IoEngine {
         private final LongAdder writes = new LongAdder();
         private final LongAdder datasyncs = new LongAdder();
         private final LongAdder fallocates = new LongAdder();
+        private final LongAdder writebacks = new LongAdder();
 
         public long reads() {
             return reads.sum();
@@ -41,6 +42,11 @@ public final class InstrumentedEngine implements IoEngine {
 
         public long fallocates() {
             return fallocates.sum();
+        }
+
+        /** Write-back hints ({@link EngineFile#startWriteback}). */
+        public long writebacks() {
+            return writebacks.sum();
         }
 
         @Override
@@ -105,6 +111,12 @@ public final class InstrumentedEngine implements IoEngine {
         public void datasync() throws IOException {
             c.datasyncs.increment();
             delegate.datasync();
+        }
+
+        @Override
+        public void startWriteback() throws IOException {
+            c.writebacks.increment();
+            delegate.startWriteback();
         }
 
         @Override

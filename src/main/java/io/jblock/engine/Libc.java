@@ -191,6 +191,15 @@ final class Libc {
         static final MethodHandle H = bind("fdatasync", FunctionDescriptor.of(INT, INT), SAVE_ERRNO);
     }
 
+    /** int sync_file_range(int fd, off64_t offset, off64_t nbytes, unsigned int flags). */
+    private static final class SyncFileRange {
+        static final MethodHandle H = bind("sync_file_range", FunctionDescriptor.of(INT, INT, OFF_T, OFF_T, INT),
+                SAVE_ERRNO);
+    }
+
+    /** sync_file_range's flag that starts writeback of the dirty pages and does not wait for it. */
+    static final int SYNC_FILE_RANGE_WRITE = 2;
+
     /** int fcntl(int fd, int cmd, ...): variadic after cmd; here the argument is a struct flock pointer. */
     private static final class FcntlLock {
         static final MethodHandle H = bind("fcntl", FunctionDescriptor.of(INT, INT, INT, PTR),
@@ -367,6 +376,17 @@ final class Libc {
     /** fdatasync(2). Not retried on EINTR: the caller's flush fails, as QEMU's does. */
     static void fdatasync(int fd) throws ErrnoException {
         syscall("fdatasync", OnEintr.FAIL, state -> (int) Fdatasync.H.invokeExact(state, fd));
+    }
+
+    /**
+     * sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE): starts writing the
+     * whole file's dirty pages back and returns without waiting. Only WRITE:
+     * the WAIT flags check the file's writeback error and so would take it
+     * from the next fdatasync, which must report it.
+     */
+    static void startWriteback(int fd) throws ErrnoException {
+        syscall("sync_file_range", OnEintr.RETRY,
+                state -> (int) SyncFileRange.H.invokeExact(state, fd, 0L, 0L, SYNC_FILE_RANGE_WRITE));
     }
 
     /** fsync(2): data and all metadata, for a file just created and filled. */

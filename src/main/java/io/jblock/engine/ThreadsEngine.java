@@ -192,6 +192,11 @@ public final class ThreadsEngine implements IoEngine {
         }
 
         @Override
+        public void startWriteback() throws IOException {
+            Libc.startWriteback(fd);
+        }
+
+        @Override
         public long size() throws IOException {
             return ch.size();
         }

@@ -242,6 +242,15 @@ public final class FileNode extends BlockNode {
     }
 
     @Override
+    public void startWriteback() {
+        try {
+            file.startWriteback();
+        } catch (IOException e) {
+            // Only a hint: a write-back error stays with the file for the flush that follows, which reports it.
+        }
+    }
+
+    @Override
     public void flushToDisk() throws BlockException {
         if (pageCacheInconsistent) {
             throw new BlockException(Errno.EIO, "an earlier fdatasync of '" + path

@@ -34,6 +34,11 @@ public final class CountingEngine implements IoEngine {
         return counted.counters(image).datasyncs();
     }
 
+    /** Write-back hints that reached the image file. */
+    public long writebacks() {
+        return counted.counters(image).writebacks();
+    }
+
     /** Read calls that reached the image file. */
     public long reads() {
         return counted.counters(image).reads();

@@ -33,6 +33,8 @@ import java.util.List;
  * explicit {@code -t unsafe} keeps qemu-img's behaviour: no fdatasync.
  */
 final class ConvertCommand implements ImgCommand {
+    /** With the default cache, the target is asked to start writing back every this many bytes copied. */
+    private static final long WRITEBACK_STEP = 16L << 20;
     private static final int OPTION_OBJECT = 256;
     private static final int OPTION_IMAGE_OPTS = 257;
     private static final int OPTION_TARGET_IMAGE_OPTS = 258;
@@ -377,7 +379,11 @@ final class ConvertCommand implements ImgCommand {
                     targetBackingSectors, a.inOrder, a.workers, a.copyRange, a.salvage, a.quiet, alignment,
                     CompareCommand.IO_BUF_SIZE / SECTOR, a.rateLimit, clusterSectors);
             try {
-                new ConvertJob(ctx, sources, out, settings, progress).run();
+                ConvertJob job = new ConvertJob(ctx, sources, out, settings, progress);
+                if (defaultCache || cacheName.equals("writeback")) { // both end with a real flush
+                    job.startWritebackEvery(WRITEBACK_STEP);
+                }
+                job.run();
             } catch (ConvertJob.Failed e) {
                 return 1;
             }

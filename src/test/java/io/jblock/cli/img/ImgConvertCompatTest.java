@@ -283,7 +283,33 @@ class ImgConvertCompatTest {
         assertThat(Files.mismatch(mix, Path.of(out()))).as("the target holds the source").isEqualTo(-1);
     }
 
+    /**
+     * With a real flush at the end (default cache, writeback), the target is
+     * asked to start writing back every 16 MiB copied, so that flush is not
+     * left the whole image; under -t unsafe (no flush) and when the data is
+     * small, never. The target still holds the source and gets one fdatasync.
+     */
+    @Test
+    void longCopiesStartWritebackBeforeTheirFlush() throws Exception {
+        Path big = dir.resolve("big.img");
+        byte[] b = new byte[40 << 20];
+        new Random(2).nextBytes(b);
+        Files.write(big, b);
+        assertThat(counted(args("convert", big.toString(), out())).writebacks()).as("default cache").isEqualTo(2);
+        assertThat(counted(args("convert", "-O", "qcow2", big.toString(), out())).writebacks()).isEqualTo(2);
+        assertThat(counted(args("convert", "-t", "writeback", big.toString(), out())).writebacks()).isEqualTo(2);
+        assertThat(counted(args("convert", "-t", "unsafe", big.toString(), out())).writebacks()).isZero();
+        assertThat(counted(args("convert", "-t", "none", big.toString(), out())).writebacks()).isZero();
+        assertThat(counted(args("convert", mix.toString(), out())).writebacks()).as("6 MiB").isZero();
+        assertThat(counted(args("convert", big.toString(), out())).datasyncs()).isEqualTo(1);
+        Files.delete(big);
+    }
+
     private static long datasyncs(List<String> a) throws Exception {
+        return counted(a).datasyncs();
+    }
+
+    private static CountingEngine counted(List<String> a) throws Exception {
         CountingEngine engine = new CountingEngine();
         DriveOpener opener = new DriveOpener(new GraphOpener(DriverRegistry.standard(),
                 CountingEngine.provider(engine)));
@@ -298,8 +324,9 @@ class ImgConvertCompatTest {
             status = x.status();
         }
         assertThat(status).as("convert %s: %s", a, err).isZero();
-        QemuImgOracle.Run check = QemuImgOracle.qemu(args("compare", a.get(a.size() - 2), "-F", "raw", out()));
+        String targetFormat = a.contains("-O") ? a.get(a.indexOf("-O") + 1) : "raw";
+        QemuImgOracle.Run check = QemuImgOracle.qemu(args("compare", a.get(a.size() - 2), "-F", targetFormat, out()));
         assertThat(check.out()).as("qemu-img compare after %s", a).contains("Images are identical.");
-        return engine.datasyncs();
+        return engine;
     }
 }
