@@ -342,22 +342,29 @@ class IoUringEngineTest {
         Path p = dir.resolve("half");
         byte[] data = pattern(1 << 20, 4);
         Files.write(p, data);
-        dropFromPageCache(p);
-        int fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC);
-        try (Arena arena = Arena.ofConfined()) {
-            fadvise(fd, POSIX_FADV_RANDOM); // so that reading the first half does not bring in the rest
-            assertThat(Libc.pread(fd, arena.allocate(65536), 65536, 0)).isEqualTo(65536);
-        } finally {
-            Libc.close(fd);
+        // The non-blocking attempt itself starts reading the missing half; on a loaded machine that read can
+        // finish before the attempt looks again, and then the whole range comes from the cache (seen once in
+        // a full test run). So: the bytes must be right every time, and the ring used in one of five tries.
+        long throughRing = 0;
+        for (int attempt = 0; attempt < 5 && throughRing == 0; attempt++) {
+            dropFromPageCache(p);
+            int fd = Libc.open(p, Libc.O_RDONLY | Libc.O_CLOEXEC);
+            try (Arena arena = Arena.ofConfined()) {
+                fadvise(fd, POSIX_FADV_RANDOM); // so that reading the first half does not bring in the rest
+                assertThat(Libc.pread(fd, arena.allocate(65536), 65536, 0)).isEqualTo(65536);
+            } finally {
+                Libc.close(fd);
+            }
+            try (EngineFile f = IoUringEngine.instance().open(p, true, false)) {
+                IoUringRing ring = ((IoUringFile) f).ring();
+                ByteBuffer b = ByteBuffer.allocateDirect(131072);
+                assertThat(f.read(b, 0)).isEqualTo(131072);
+                byte[] got = new byte[131072];
+                b.flip().get(got);
+                assertThat(got).isEqualTo(Arrays.copyOf(data, 131072));
+                throughRing = ring.requestsSubmitted();
+            }
         }
-        try (EngineFile f = IoUringEngine.instance().open(p, true, false)) {
-            IoUringRing ring = ((IoUringFile) f).ring();
-            ByteBuffer b = ByteBuffer.allocateDirect(131072);
-            assertThat(f.read(b, 0)).isEqualTo(131072);
-            byte[] got = new byte[131072];
-            b.flip().get(got);
-            assertThat(got).isEqualTo(Arrays.copyOf(data, 131072));
-            assertThat(ring.requestsSubmitted()).as("requests through the ring").isPositive();
-        }
+        assertThat(throughRing).as("requests through the ring, in one of five tries").isPositive();
     }
 }
