@@ -272,13 +272,15 @@ public final class BlkdebugNode extends BlockNode {
 
     private void suspend(String tag) {
         Suspended s = new Suspended(tag, Thread.currentThread(), new CountDownLatch(1));
+        // Said before the request can be seen suspended: a wait_break that sees it may resume it at once, and
+        // "Resuming" must not come out before "Suspended" (it did, now and then, under load).
+        messages.accept("blkdebug: Suspended request '" + tag + "'\n");
         lock.lock();
         try {
             suspended.addFirst(s);
         } finally {
             lock.unlock();
         }
-        messages.accept("blkdebug: Suspended request '" + tag + "'\n");
         boolean interrupted = false;
         while (true) {
             try {
