@@ -319,8 +319,11 @@ final class ConvertJob {
      */
     static ByteBuffer pageAligned(int bytes) {
         // alignedSlice rounds the end down to a page as well: room for whole pages plus one, so any size fits.
-        int pages = (int) ((bytes + (long) PAGE - 1) / PAGE);
-        return ByteBuffer.allocateDirect((pages + 1) * PAGE).alignedSlice(PAGE).limit(bytes).slice();
+        long room = ((bytes + (long) PAGE - 1) / PAGE + 1) * PAGE;
+        if (room > Integer.MAX_VALUE) {
+            return ByteBuffer.allocateDirect(bytes); // within two pages of 2 GiB (dd's bs): unaligned, still right
+        }
+        return ByteBuffer.allocateDirect((int) room).alignedSlice(PAGE).limit(bytes).slice();
     }
 
     /** Whether a chunk of this kind leaves the target as it is (so its place in the write order is moot). */

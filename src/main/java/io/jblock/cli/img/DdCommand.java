@@ -131,9 +131,7 @@ final class DdCommand implements ImgCommand {
             } else {
                 inPos = o.skip * o.bs;
             }
-            // Page-aligned where it fits (see ConvertJob.pageAligned); a bs within two pages of 2 GiB cannot be.
-            ByteBuffer buf = o.bs <= Integer.MAX_VALUE - 2 * 4096
-                    ? ConvertJob.pageAligned(o.bs) : ByteBuffer.allocateDirect(o.bs);
+            ByteBuffer buf = ConvertJob.pageAligned(o.bs);
             long outPos = 0;
             while (inPos < size) {
                 int bytes = (int) Math.min(o.bs, size - inPos);
