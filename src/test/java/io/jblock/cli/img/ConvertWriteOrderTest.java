@@ -3,21 +3,14 @@ package io.jblock.cli.img;
 import io.jblock.engine.EngineFile;
 import io.jblock.engine.ForwardingEngineFile;
 import io.jblock.engine.IoEngine;
-import io.jblock.options.DriveOpener;
-import io.jblock.options.DriverRegistry;
-import io.jblock.options.GraphOpener;
 import io.jblock.testing.FaultyEngine;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -167,18 +160,7 @@ class ConvertWriteOrderTest {
                 };
             }
         };
-        DriveOpener opener = new DriveOpener(new GraphOpener(DriverRegistry.standard(), mode -> engine));
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        PrintStream o = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-        PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8);
-        ImgContext ctx = new ImgContext("qemu-img", new ByteArrayInputStream(new byte[0]), o, e);
-        int status;
-        try {
-            status = new ConvertCommand(opener).run(ctx, argv);
-        } catch (ImgExit x) {
-            status = x.status();
-        }
-        assertThat(status).as("%s: %s", List.of(argv), err).isZero();
+        ConvertRuns.convertWith(mode -> engine, argv);
         synchronized (ops) {
             return new ArrayList<>(ops);
         }

@@ -1,17 +1,10 @@
 package io.jblock.cli.img;
 
-import io.jblock.options.DriveOpener;
-import io.jblock.options.DriverRegistry;
-import io.jblock.options.GraphOpener;
 import io.jblock.testing.CountingEngine;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -311,19 +304,7 @@ class ImgConvertCompatTest {
 
     private static CountingEngine counted(List<String> a) throws Exception {
         CountingEngine engine = new CountingEngine();
-        DriveOpener opener = new DriveOpener(new GraphOpener(DriverRegistry.standard(),
-                CountingEngine.provider(engine)));
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        PrintStream o = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-        PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8);
-        ImgContext ctx = new ImgContext("qemu-img", new ByteArrayInputStream(new byte[0]), o, e);
-        int status;
-        try {
-            status = new ConvertCommand(opener).run(ctx, a.toArray(new String[0]));
-        } catch (ImgExit x) {
-            status = x.status();
-        }
-        assertThat(status).as("convert %s: %s", a, err).isZero();
+        ConvertRuns.convertWith(CountingEngine.provider(engine), a.toArray(new String[0]));
         String targetFormat = a.contains("-O") ? a.get(a.indexOf("-O") + 1) : "raw";
         QemuImgOracle.Run check = QemuImgOracle.qemu(args("compare", a.get(a.size() - 2), "-F", targetFormat, out()));
         assertThat(check.out()).as("qemu-img compare after %s", a).contains("Images are identical.");
